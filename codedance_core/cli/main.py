@@ -1,0 +1,82 @@
+"""`codedance`: the command line of the pipeline.
+
+Every stage can be run from here without Prefect (the flows call the same library functions);
+`codedance --help` lists the command groups and each has its own `--help`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from codedance_core.config import ConfigError, dump_profile, load_profile
+
+app = typer.Typer(
+    help="CodeDance: train a vision-language model to answer visual questions by writing and running Python.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show and validate profile configs (configs/*.yaml).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+err_console = Console(stderr=True)
+
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name (configs/NAME.yaml) or a YAML path.")]
+OverrideOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a field by dotted path, e.g. --set sandbox.timeout_s=5 (repeatable)."),
+]
+
+
+def load_or_exit(profile: str, overrides: list[str] | None):
+    """Load a profile or print what is wrong with it and exit 2 (no traceback)."""
+    try:
+        return load_profile(profile, overrides or [])
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@config_app.command("show")
+def config_show(profile: ProfileOpt = "tiny", overrides: OverrideOpt = None) -> None:
+    """Print the full profile (every default included) as YAML."""
+    console.print(dump_profile(load_or_exit(profile, overrides)), markup=False, highlight=False)
+
+
+@config_app.command("validate")
+def config_validate(
+    profile: ProfileOpt = "tiny",
+    overrides: OverrideOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object instead of text.")] = False,
+) -> None:
+    """Check a profile; print its stage digests (the cache keys' config part)."""
+    from codedance_core.config.profile import STAGE_SECTIONS
+
+    config = load_or_exit(profile, overrides)
+    digests = {stage: config.stage_digest(stage)[:16] for stage in STAGE_SECTIONS}
+    if as_json:
+        print(json.dumps({"profile": config.name, "valid": True, "stage_digests": digests}))
+        return
+    console.print(f"[green]profile {config.name!r} is valid[/green]")
+    for stage, digest in digests.items():
+        console.print(f"  {stage:<12} {digest}")
+
+
+@app.command("demo")
+def demo(
+    profile: ProfileOpt = "tiny",
+    overrides: OverrideOpt = None,
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its store and runs.")] = Path(".codedance"),
+) -> None:
+    """Run the lifecycle on the tiny profile on this machine (what `make demo` runs)."""
+    from codedance_core.demo import run_demo
+
+    run_demo(load_or_exit(profile, overrides), workdir=workdir, console=console)
+
+
+if __name__ == "__main__":
+    app()
