@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from codedance_core.config.base import StrictModel, canonical_json
+from codedance_core.config.data import DataConfig
 from codedance_core.storage import DEFAULT_STORE
 
 # The sections each stage reads; its cache key changes when one of them does.
@@ -40,6 +41,7 @@ class ProfileConfig(StrictModel):
     seed: int = Field(0, description="Global seed; stages derive their own seeds from it.")
     store: StoreConfig = Field(default_factory=StoreConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
 
     def stage_digest(self, stage: str) -> str:
         """sha256 of the seed and the sections `stage` reads (see STAGE_SECTIONS)."""

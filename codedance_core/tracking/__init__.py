@@ -1,0 +1,21 @@
+"""MLflow helpers: runs with explicit parents, lineage as dataset inputs, the model registry."""
+
+from codedance_core.tracking.registry import (
+    CHALLENGER,
+    CHAMPION,
+    promote_if_better,
+    register_checkpoint,
+    version_for_alias,
+)
+from codedance_core.tracking.runs import RunTracker, flatten, tracked_run
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "RunTracker",
+    "flatten",
+    "promote_if_better",
+    "register_checkpoint",
+    "tracked_run",
+    "version_for_alias",
+]
