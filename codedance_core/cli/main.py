@@ -22,6 +22,16 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show and validate profile configs (configs/*.yaml).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+
+
+def _mount_subcommands() -> None:
+    """Mount each part's sub-app; each imports its heavy dependencies lazily, inside commands."""
+    from codedance_core.cli import rewards
+
+    app.add_typer(rewards.app, name="rewards")
+
+
+_mount_subcommands()
 console = Console()
 err_console = Console(stderr=True)
 

@@ -13,11 +13,13 @@ from pydantic import Field
 
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
+from codedance_core.config.rewards import RewardConfig
 from codedance_core.storage import DEFAULT_STORE
 
 # The sections each stage reads; its cache key changes when one of them does.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
+    "rewards": ("rewards",),
 }
 
 
@@ -42,6 +44,7 @@ class ProfileConfig(StrictModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    rewards: RewardConfig = Field(default_factory=RewardConfig)
 
     def stage_digest(self, stage: str) -> str:
         """sha256 of the seed and the sections `stage` reads (see STAGE_SECTIONS)."""

@@ -67,11 +67,12 @@ def sha256_bytes(data: bytes) -> str:
 
 def parquet_rows(path: str | Path) -> int | None:
     """Row count from a parquet footer, without reading the data; None if not parquet."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         return pq.read_metadata(path).num_rows
-    except Exception:  # not a parquet file: rows are not meaningful
+    except (pa.ArrowInvalid, OSError):  # not a parquet file: rows are not meaningful
         return None
 
 
@@ -203,7 +204,7 @@ class ArtifactStore:
         except FileNotFoundError:
             return []
         root = self.root_path.rstrip("/") + "/"
-        names = [p[len(root):] if p.startswith(root) else p for p in found]
+        names = [p.removeprefix(root) for p in found]
         return sorted(n[: -len(MANIFEST_SUFFIX)] for n in names if n.endswith(MANIFEST_SUFFIX))
 
     def delete(self, relpath: str) -> None:

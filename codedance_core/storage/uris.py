@@ -33,7 +33,7 @@ def normalize_uri(uri: str | Path) -> str:
     """Absolute local paths stay paths; remote URIs lose trailing slashes."""
     text = str(uri)
     if scheme_of(text) == "file":
-        text = text[len("file://"):] if text.startswith("file://") else text
+        text = text.removeprefix("file://")
         return str(Path(text).expanduser().resolve())
     return text.rstrip("/")
 

@@ -1,0 +1,58 @@
+"""The format penalty: -1 for a response whose tags a parser cannot trust, else 0.
+
+Two things must hold (method.md section 4): every `<think>` is closed by a `</think>` before the
+next one opens (no nesting, none left open), and there is exactly one `<answer>...</answer>`
+block. The check runs on the model's own text (the assistant turns joined), never on tool
+observations, which may print anything.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FORMAT_PENALTY = -1.0
+_THINK_TAG = re.compile(r"</?think>")
+
+
+@dataclass(frozen=True)
+class FormatCheck:
+    """The penalty (-1.0 or 0.0) and, when penalised, what was wrong."""
+
+    penalty: float
+    reason: str
+
+
+def think_tags_balanced(text: str) -> bool:
+    """Every `<think>` closed before the next opens, and none left open."""
+    open_block = False
+    for tag in _THINK_TAG.findall(text):
+        opening = tag == "<think>"
+        if opening == open_block:  # an open inside an open, or a close with nothing open
+            return False
+        open_block = opening
+    return not open_block
+
+
+def answer_blocks_ok(text: str) -> bool:
+    """Exactly one `<answer>` and one `</answer>`, in that order."""
+    if text.count("<answer>") != 1 or text.count("</answer>") != 1:
+        return False
+    return text.index("<answer>") < text.index("</answer>")
+
+
+def check_format(text: str) -> FormatCheck:
+    """-1.0 when the think tags are unbalanced or the answer block is not exactly one, else 0.0."""
+    if not think_tags_balanced(text):
+        return FormatCheck(FORMAT_PENALTY, "unbalanced <think> tags")
+    if not answer_blocks_ok(text):
+        n_open = text.count("<answer>")
+        return FormatCheck(
+            FORMAT_PENALTY, f"expected one <answer>...</answer> block, found {n_open} opening tags"
+        )
+    return FormatCheck(0.0, "")
+
+
+def format_penalty(text: str) -> float:
+    """-1.0 or 0.0: the number `check_format` decides."""
+    return check_format(text).penalty
