@@ -45,10 +45,9 @@ def test_same_content_gives_same_digest_and_different_content_does_not(store: Ar
 
 
 def test_failed_write_leaves_no_artifact(store: ArtifactStore) -> None:
-    with pytest.raises(RuntimeError):
-        with store.stage("data/broken.parquet") as staged:
-            staged.path.write_bytes(b"half a file")
-            raise RuntimeError("the writer crashed")
+    with pytest.raises(RuntimeError), store.stage("data/broken.parquet") as staged:
+        staged.path.write_bytes(b"half a file")
+        raise RuntimeError("the writer crashed")
     assert store.ref("data/broken.parquet") is None
     assert not store.exists("data/broken.parquet")
 

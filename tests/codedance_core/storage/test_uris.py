@@ -24,7 +24,7 @@ def test_join_uri_uses_slashes() -> None:
 def test_s3_settings_come_from_the_environment(s3_bucket: str, s3_endpoint: str) -> None:
     opts = storage_options(f"s3://{s3_bucket}/x")
     assert opts is not None and opts["aws_endpoint_url"] == s3_endpoint and opts["aws_allow_http"] == "true"
-    fs, path = filesystem(f"s3://{s3_bucket}/x")
+    _fs, path = filesystem(f"s3://{s3_bucket}/x")
     assert path == f"{s3_bucket}/x"
 
 

@@ -42,9 +42,8 @@ def test_params_metrics_and_artifacts(tracking_uri: str, tmp_path: Path) -> None
 
 
 def test_failed_block_marks_the_run_failed(tracking_uri: str) -> None:
-    with pytest.raises(ZeroDivisionError):
-        with tracked_run(tracking_uri, "exp", "broken") as run:
-            1 / 0
+    with pytest.raises(ZeroDivisionError), tracked_run(tracking_uri, "exp", "broken") as run:
+        raise ZeroDivisionError("the stage crashed")
     assert run.client.get_run(run.run_id).info.status == "FAILED"
 
 
