@@ -10,6 +10,8 @@ export PYTHONDONTWRITEBYTECODE :=
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_AUTH_MODE := disabled
+# DeepSpeed probes for an accelerator at import and prints to stdout without this on CPU machines.
+export DS_ACCELERATOR ?= cpu
 
 .PHONY: setup system-packages demo test test-all lint bench clean
 

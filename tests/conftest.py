@@ -24,6 +24,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def free_port() -> int:

@@ -26,8 +26,12 @@ app.add_typer(config_app, name="config")
 
 def _mount_subcommands() -> None:
     """Mount each part's sub-app; each imports its heavy dependencies lazily, inside commands."""
-    from codedance_core.cli import rewards
+    from codedance_core.cli import data, model, rewards, serve
 
+    app.add_typer(data.app, name="data")
+
+    app.add_typer(model.app, name="model")
+    app.command("serve")(serve.serve)
     app.add_typer(rewards.app, name="rewards")
 
 

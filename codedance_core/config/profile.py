@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
+from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.storage import DEFAULT_STORE
 
@@ -44,7 +47,25 @@ class ProfileConfig(StrictModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    tiny_model: TinyModelConfig = Field(
+        default_factory=TinyModelConfig, description="How the tiny profile builds its model (unused with a real checkpoint)."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The policy's starting checkpoint.")
+    engine: EngineConfig = Field(
+        default_factory=lambda: EngineConfig(model=ModelConfig().path), description="How the policy generates."
+    )
     rewards: RewardConfig = Field(default_factory=RewardConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_engine_serves_the_policy(cls, values: Any) -> Any:
+        """A local engine with no model of its own generates with the policy (model.path)."""
+        if isinstance(values, dict):
+            engine = values.get("engine")
+            if isinstance(engine, dict) and engine.get("kind", "hf") in ("hf", "vllm") and not engine.get("model"):
+                model = values.get("model") if isinstance(values.get("model"), dict) else {}
+                values["engine"] = {**engine, "model": model.get("path", ModelConfig().path)}
+        return values
 
     def stage_digest(self, stage: str) -> str:
         """sha256 of the seed and the sections `stage` reads (see STAGE_SECTIONS)."""
