@@ -1,18 +1,19 @@
-"""The prompts, versioned: the texts the model is trained and evaluated with.
+"""The prompts, versioned: the one place their text lives.
 
-A prompt is part of the model's interface. Changing a word changes what a checkpoint was
-trained on, so each prompt set has a version that is recorded with every trajectory and
-becomes part of cache keys. Rows that carry their own system prompt (the released
-CodeDance-RL data) keep it; ours is used only for data that has none. Our wording is our own;
-the facts it states are the original's: the image is preloaded as `input_image` and saved as
-`input_image.jpg`, code goes in `<code>` fenced blocks, the answer in `<answer>`.
+A prompt is part of the model's interface: changing a word changes what a checkpoint was
+trained on, so each prompt set has a version recorded with every row and trajectory, and part
+of cache keys. Rows that carry their own system prompt (the released CodeDance-RL data) keep
+it; ours is used for data that has none. The wording is ours; the facts it states are those of
+the original evaluation prompt (method.md section 2): solve step by step, Python may be
+written, the image is preloaded as the PIL object `input_image` and saved as the file
+`input_image.jpg`; code goes in `<code>` fenced blocks and the answer in `<answer>`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROMPT_VERSION = "v1"
+IMAGE_PLACEHOLDER = "<image>"
 
 
 @dataclass(frozen=True)
@@ -21,26 +22,30 @@ class PromptSet:
     system: str
     instruction: str
     answer_now: str
-    image_placeholder: str = "<image>"
 
 
 V1 = PromptSet(
-    version="v1",
+    version="suite-v1",
     system=(
-        "You are a careful visual reasoning assistant. Work through the problem step by step. "
-        "You can write Python to inspect the image: it is loaded for you as the PIL image "
-        "`input_image`, and it is also saved as `input_image.jpg` in the working directory. "
-        "numpy, PIL, cv2, scipy and matplotlib are available."
+        "You are a helpful assistant that solves visual problems step by step. "
+        "You may write Python code to inspect or transform the image, measure, count or compute. "
+        "The image is already loaded as a PIL image in the variable `input_image`, and it is also "
+        "saved as the file `input_image.jpg` in the working directory. "
+        "numpy, PIL, OpenCV (cv2), matplotlib and the standard library are available. "
+        "After each code block you will see what it printed and any images it showed."
     ),
     instruction=(
-        "Think inside <think></think>. To run code, write a complete script with its imports as "
-        "<code>\n```python\n...\n```\n</code>; you will see what it prints and the images it shows. "
-        "Give the final answer inside <answer></answer>."
+        "Think step by step inside <think></think>. If code helps, write a complete Python script "
+        "with its imports, wrapped as <code>\n```python\n...\n```\n</code>; only the first code block "
+        "of a turn runs. Put your final answer inside <answer></answer>."
     ),
-    answer_now="You have used all your tool calls. Do not write code; give your final answer now inside <answer></answer>.",
+    answer_now=(
+        "This is your last turn: do not write code. Give your final answer now inside <answer></answer>."
+    ),
 )
 
 PROMPTS: dict[str, PromptSet] = {V1.version: V1}
+PROMPT_VERSION = V1.version
 
 
 def get_prompts(version: str = PROMPT_VERSION) -> PromptSet:
@@ -50,7 +55,15 @@ def get_prompts(version: str = PROMPT_VERSION) -> PromptSet:
         raise ValueError(f"unknown prompt version {version!r}; known: {', '.join(PROMPTS)}") from None
 
 
-def user_text(question: str, prompts: PromptSet = V1, with_image: bool = True) -> str:
-    """The user turn's text: the image placeholder, the question, then the instruction."""
-    head = prompts.image_placeholder if with_image else ""
+def user_turn(question: str, prompts: PromptSet = V1, with_image: bool = True) -> str:
+    """The user message: the image marker, the question, then the instruction."""
+    head = f"{IMAGE_PLACEHOLDER}\n" if with_image else ""
     return f"{head}{question.strip()}\n\n{prompts.instruction}"
+
+
+def initial_messages(question: str, prompts: PromptSet = V1, with_image: bool = True) -> list[dict[str, str]]:
+    """System prompt and user turn for a question that carries no prompt of its own."""
+    return [
+        {"role": "system", "content": prompts.system},
+        {"role": "user", "content": user_turn(question, prompts, with_image)},
+    ]

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from codedance_core.agent.prompts import PROMPT_VERSION, initial_messages
 from codedance_core.config.data import SuiteSpec
 from codedance_core.data.images import encode_png
 from codedance_core.data.io import ParquetSink
 from codedance_core.data.schemas import RL_ARROW_SCHEMA
 from codedance_core.data.suite import arithmetic, chart, count, direct, search
-from codedance_core.data.suite.prompts import PROMPT_VERSION, suite_messages
 from codedance_core.data.suite.task import SuiteTask
 from codedance_core.storage import ArtifactRef
 
@@ -77,7 +77,7 @@ def make_row(spec: SuiteSpec, index: int) -> dict[str, Any]:
     }
     return {
         "data_source": f"suite_{family}",
-        "prompt": suite_messages(task.question),
+        "prompt": initial_messages(task.question),
         "images": [{"bytes": encode_png(task.image), "path": f"suite_{spec.split}_{spec.seed}_{index:06d}.png"}],
         "ability": family,
         "reward_model": {"style": "rule", "ground_truth": task.answer},
