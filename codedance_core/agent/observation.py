@@ -4,9 +4,11 @@ The original used different observation texts in training and in evaluation, so 
 evaluated on inputs it had never seen. Here SFT data, RL rollouts and evaluation all call
 `format_observation`, and its version is recorded with every trajectory.
 
-An observation is a user turn wrapped in `<tool_response>...</tool_response>`: the explicit
-execution status, stdout, stderr, the value of a final expression, and one image placeholder
-per produced image (the images themselves travel beside the text). Every part is capped so a
+An observation is the content of a `tool` message: the explicit execution status, stdout,
+stderr, the value of a final expression, and one image placeholder per produced image (the
+images themselves travel beside the text). The chat template renders a tool message as a user
+turn wrapped in `<tool_response>...</tool_response>` (method.md section 2), so the wrapping
+lives in one place, the template, for every model and every stage. Every part is capped so a
 chatty program cannot overflow the context; a cut is marked, never silent.
 """
 
@@ -16,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 OBSERVATION_VERSION = "v1"
-RESPONSE_OPEN = "<tool_response>"
-RESPONSE_CLOSE = "</tool_response>"
 TRUNCATION_MARK = "\n...[truncated {n} characters]...\n"
 
 
@@ -36,7 +36,7 @@ class ExecutionLike(Protocol):
 
 @dataclass(frozen=True)
 class Observation:
-    """The text of a tool turn and the images it refers to (one placeholder each, in order)."""
+    """The content of a tool turn and the images it refers to (one placeholder each, in order)."""
 
     text: str
     images: list[Any] = field(default_factory=list)
@@ -91,11 +91,10 @@ def format_observation(
         parts.append(f"{len(images)} {noun}: " + "".join(image_placeholder for _ in images))
     if result.status == "ok" and not (result.stdout or result.result_repr or images):
         parts.append("The code printed nothing. Use print() to see values, or show an image to look at it.")
-    body = cap("\n".join(parts), budget)
-    return Observation(text=f"{RESPONSE_OPEN}\n{body}\n{RESPONSE_CLOSE}", images=images)
+    return Observation(text=cap("\n".join(parts), budget), images=images)
 
 
 def format_parse_error(reason: str) -> Observation:
     """The tool turn for a code block that could not be parsed (counted as a failed call)."""
     hint = "Write code as <code>\n```python\n...\n```\n</code>."
-    return Observation(text=f"{RESPONSE_OPEN}\nYour code could not be run: {reason}. {hint}\n{RESPONSE_CLOSE}")
+    return Observation(text=f"Your code could not be run: {reason}. {hint}")

@@ -26,8 +26,8 @@ class Outcome:
 
 def test_ok_with_output_value_and_images() -> None:
     obs = format_observation(Outcome(stdout="42\n", result_repr="(10, 20)", images=["a", "b"]))
-    assert obs.text.startswith("<tool_response>\nExecution succeeded.")
-    assert obs.text.endswith("</tool_response>")
+    assert obs.text.startswith("Execution succeeded.")
+    assert "tool_response" not in obs.text  # the chat template wraps tool turns
     assert "stdout:\n42" in obs.text and "value:\n(10, 20)" in obs.text
     assert "2 images: <image><image>" in obs.text
     assert obs.images == ["a", "b"]

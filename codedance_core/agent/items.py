@@ -1,0 +1,65 @@
+"""Rows to rollout items: the RL rows of the released data and of our suite, and eval items.
+
+The image the model sees and the sandbox's `input_image` must be the same picture, pixel for
+pixel, or coordinates the model reasons about would not match the code's (method.md section
+2). So images are resized here, once, Qwen-style, and both the engine and the sandbox get the
+resized image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from codedance_core.agent.prompts import PromptSet, get_prompts, initial_messages
+from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.data.schemas import EvalItem, ImageRef, RLRow
+from codedance_core.models.images import decode_image, resize_for_model
+
+
+def load_image(ref: ImageRef, min_pixels: int, max_pixels: int) -> Image.Image:
+    """Decode an image reference (inline bytes or a path) and resize it for the model."""
+    source = ref.bytes if ref.bytes else ref.path
+    if source is None:
+        raise ValueError("image has neither bytes nor path")
+    return resize_for_model(decode_image(source).convert("RGB"), min_pixels, max_pixels)
+
+
+def item_from_rl_row(row: dict[str, Any], index: int, min_pixels: int, max_pixels: int) -> RolloutItem:
+    """A RolloutItem from an RL row (either spelling); the row keeps its own system prompt."""
+    parsed = RLRow.model_validate(row)
+    messages = [{"role": m.role, "content": m.content} for m in parsed.prompt]
+    question = parsed.extra_info.question or next(m["content"] for m in messages if m["role"] == "user")
+    item_id = f"{parsed.data_source}:{parsed.extra_info.index if parsed.extra_info.index is not None else index}"
+    return RolloutItem(
+        item_id=item_id,
+        messages=messages,
+        images=[load_image(ref, min_pixels, max_pixels) for ref in parsed.images],
+        gold=parsed.reward_model.ground_truth,
+        data_source=parsed.data_source,
+        question=question,
+    )
+
+
+def item_from_eval_row(
+    row: dict[str, Any], index: int, min_pixels: int, max_pixels: int, prompts: PromptSet | None = None
+) -> RolloutItem:
+    """A RolloutItem from an evaluation item, with our versioned prompt."""
+    parsed = EvalItem.model_validate(row)
+    question = parsed.question
+    if parsed.options and "(A)" not in question:
+        letters = "ABCDEFGHIJ"
+        question += "\nOptions:\n" + "\n".join(f"({letters[i]}) {opt}" for i, opt in enumerate(parsed.options))
+    images = [load_image(ref, min_pixels, max_pixels) for ref in parsed.images]
+    messages = initial_messages(question, prompts or get_prompts(), with_image=False)
+    messages[-1]["content"] = "<image>" * len(images) + "\n" + messages[-1]["content"]
+    return RolloutItem(
+        item_id=str(parsed.id if parsed.id is not None else index),
+        messages=messages,
+        images=images,
+        gold=parsed.answer,
+        data_source=parsed.data_source,
+        question=parsed.question,
+        options=parsed.options or None,
+    )
