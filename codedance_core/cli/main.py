@@ -87,7 +87,7 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its store and runs.")] = Path(".codedance"),
 ) -> None:
     """Run the lifecycle on the tiny profile on this machine (what `make demo` runs)."""
-    from codedance_core.demo import run_demo
+    from codedance_core.cli.demo import run_demo
 
     run_demo(load_or_exit(profile, overrides), workdir=workdir, console=console)
 

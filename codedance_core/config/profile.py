@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from codedance_core.config.agent import RolloutConfig
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
 from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
@@ -54,6 +55,7 @@ class ProfileConfig(StrictModel):
     engine: EngineConfig = Field(
         default_factory=lambda: EngineConfig(model=ModelConfig().path), description="How the policy generates."
     )
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The multi-turn tool loop.")
     rewards: RewardConfig = Field(default_factory=RewardConfig)
 
     @model_validator(mode="before")
