@@ -172,7 +172,9 @@ class Rollout:
 
     # -- one trajectory ---------------------------------------------------------------------------
     async def _drive(self, trajectory: Trajectory, batcher: GenerationBatcher) -> None:
-        session: Session | None = None
+        # The sandbox session opens while the first turn generates: by the time the model has
+        # written its code, the session is ready, and opening it cost no wall time.
+        opening = asyncio.create_task(self.pool.open_session(_sandbox_image(trajectory.item)))
         try:
             if self.bundle is not None:
                 prompt = self.bundle.encode_messages(to_model_messages(trajectory.messages), trajectory.images)
@@ -204,15 +206,13 @@ class Rollout:
                     observation = format_parse_error(parsed.parse_error)
                 else:
                     record.code, record.code_form = parsed.code, parsed.code_form
-                    session = session or await self.pool.open_session(_sandbox_image(trajectory.item))
-                    observation = await self._run_code(session, parsed.code or "", record)
+                    observation = await self._run_code(await opening, parsed.code or "", record)
                 self._append_observation(trajectory, observation, answer_now=turn_index + 1 == self.config.max_turns - 1)
         except Exception as exc:  # noqa: BLE001 -- never let one trajectory take the batch down; say what happened
             trajectory.finish("internal_error", f"{type(exc).__name__}: {exc}")
         finally:
             batcher.leave()
-            if session is not None:
-                await session.close()
+            await _close_session(opening)
 
     def _context_full(self, trajectory: Trajectory) -> bool:
         if self.bundle is None:
@@ -269,6 +269,15 @@ class Rollout:
         if self.bundle is not None:
             encoded = self.bundle.encode_messages(to_model_messages(new_messages), images, add_generation_prompt=True)
             trajectory.extend(encoded.token_ids, trained=False)
+
+
+async def _close_session(opening: asyncio.Task[Session]) -> None:
+    """Close a session whether or not it was used (or finished opening)."""
+    try:
+        session = await opening
+    except Exception:  # noqa: BLE001 -- a session that failed to open has nothing to close
+        return
+    await session.close()
 
 
 def _sandbox_image(item: RolloutItem) -> Image.Image:

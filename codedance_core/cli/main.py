@@ -26,12 +26,13 @@ app.add_typer(config_app, name="config")
 
 def _mount_subcommands() -> None:
     """Mount each part's sub-app; each imports its heavy dependencies lazily, inside commands."""
-    from codedance_core.cli import data, model, rewards, serve
+    from codedance_core.cli import data, model, rewards, rollout, serve
 
     app.add_typer(data.app, name="data")
 
     app.add_typer(model.app, name="model")
     app.command("serve")(serve.serve)
+    app.command("rollout")(rollout.rollout)
     app.add_typer(rewards.app, name="rewards")
 
 

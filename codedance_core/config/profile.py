@@ -18,6 +18,7 @@ from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
 from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
 from codedance_core.config.rewards import RewardConfig
+from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.storage import DEFAULT_STORE
 
 # The sections each stage reads; its cache key changes when one of them does.
@@ -55,6 +56,7 @@ class ProfileConfig(StrictModel):
     engine: EngineConfig = Field(
         default_factory=lambda: EngineConfig(model=ModelConfig().path), description="How the policy generates."
     )
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where model code runs.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The multi-turn tool loop.")
     rewards: RewardConfig = Field(default_factory=RewardConfig)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import torch
 from PIL import Image
 
 from codedance_core.agent.messages import to_model_messages
@@ -22,7 +21,7 @@ from codedance_core.agent.trajectory import RolloutItem
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.engines.hf import HFEngine
 from codedance_core.models import load_model_bundle
-from codedance_core.models.inputs import EncodedPrompt
+from codedance_core.models.imprint import imprint_conversation
 from codedance_core.sandbox import SandboxConfig, SandboxPool
 
 CODE = "w, h = input_image.size\nprint(w * h)\n"
@@ -53,28 +52,12 @@ def real_observation() -> str:
 
 @pytest.fixture(scope="module")
 def tool_user(tiny_model_dir):
-    """The tiny model overfitted on one two-turn tool trajectory; returns (bundle, observation text)."""
+    """The tiny model taught one two-turn tool trajectory; returns (bundle, observation text)."""
     observation = real_observation()
     bundle = load_model_bundle(tiny_model_dir, device="cpu")
-    tok = bundle.tokenizer
-    prompt = bundle.encode_messages(to_model_messages(MESSAGES), [image()])
-    turn_1 = tok.encode(TURN_1 + "<|im_end|>\n", add_special_tokens=False)
-    obs = bundle.encode_messages([{"role": "tool", "content": observation}], []).token_ids
-    turn_2 = tok.encode(TURN_2, add_special_tokens=False)
-    ids = prompt.token_ids + turn_1 + obs + turn_2
-    labels = torch.full((1, len(ids)), -100)
-    start_1, start_2 = len(prompt.token_ids), len(prompt.token_ids) + len(turn_1) + len(obs)
-    labels[0, start_1 : start_1 + len(turn_1)] = torch.tensor(turn_1)
-    labels[0, start_2:] = torch.tensor(turn_2)
-    inputs = bundle.model_inputs([EncodedPrompt(ids, [image()])])
-    torch.manual_seed(0)
-    optimizer = torch.optim.Adam(bundle.model.parameters(), lr=1e-2)
-    bundle.model.train()
-    for _ in range(120):
-        optimizer.zero_grad()
-        bundle.model(**inputs, labels=labels).loss.backward()
-        optimizer.step()
-    bundle.model.eval()
+    turns = [(TURN_1, observation), (TURN_2.removesuffix("<|im_end|>"), None)]
+    loss = imprint_conversation(bundle, to_model_messages(MESSAGES), [image()], turns)
+    assert loss < 0.05
     return bundle, observation
 
 
