@@ -19,12 +19,14 @@ from codedance_core.config.data import DataConfig
 from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
+from codedance_core.config.train import SFTConfig
 from codedance_core.storage import DEFAULT_STORE
 
 # The sections each stage reads; its cache key changes when one of them does.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
     "rewards": ("rewards",),
+    "sft": ("sft", "model", "tiny_model"),
 }
 
 
@@ -59,6 +61,7 @@ class ProfileConfig(StrictModel):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where model code runs.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The multi-turn tool loop.")
     rewards: RewardConfig = Field(default_factory=RewardConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig, description="Supervised fine-tuning (the cold start).")
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,7 @@ observations the CodeDance way, which the stock Qwen template does not.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLIm
 from codedance_core.models.images import load_image_processor
 from codedance_core.models.inputs import (
     EncodedPrompt,
+    PixelCache,
     collate_prompts,
     encode_messages,
     encode_text_with_images,
@@ -39,6 +40,7 @@ class ModelBundle:
     image_processor: Qwen2VLImageProcessorPil
     chat_template: str
     path: Path
+    pixel_cache: PixelCache = field(default_factory=PixelCache)
 
     @property
     def device(self) -> torch.device:
@@ -83,9 +85,16 @@ class ModelBundle:
         return encode_text_with_images(self.tokenizer, self.image_processor, text, images)
 
     def model_inputs(self, prompts: Sequence[EncodedPrompt]) -> dict[str, torch.Tensor]:
-        """Left-padded tensors for a batch, on the model's device, pixels in the model's dtype."""
+        """Left-padded tensors for a batch, on the model's device, pixels in the model's dtype.
+        Images already processed for an earlier batch (the same PIL objects) are not processed again."""
         return collate_prompts(
-            prompts, self.image_processor, self.pad_token_id, self.image_token_id, self.device, self.dtype
+            prompts,
+            self.image_processor,
+            self.pad_token_id,
+            self.image_token_id,
+            self.device,
+            self.dtype,
+            pixel_cache=self.pixel_cache,
         )
 
 

@@ -13,6 +13,7 @@ positions for image tokens).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -86,6 +87,49 @@ def encode_messages(
     return EncodedPrompt(encode_text_with_images(tokenizer, processor, text, images), list(images))
 
 
+class PixelCache:
+    """Processed pixels per image object, so a multi-turn batch does not re-process every image of
+    every trajectory at every turn (the question image is sent again with each turn's prompt).
+
+    Entries are keyed by object identity and hold a weak reference to check it: a new image that
+    reuses a dead image's id is never served the dead image's pixels.
+    """
+
+    def __init__(self, max_items: int = 8192) -> None:
+        self.max_items = max_items
+        self._entries: dict[int, tuple[weakref.ref, torch.Tensor, torch.Tensor]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def _get(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor] | None:
+        entry = self._entries.get(id(image))
+        if entry is None or entry[0]() is not image:
+            return None
+        return entry[1], entry[2]
+
+    def features(self, processor: Qwen2VLImageProcessorPil, images: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        """pixel_values and image_grid_thw for `images`, processing only those not seen before."""
+        missing: list[Image.Image] = []
+        seen: set[int] = set()
+        for image in images:
+            if id(image) not in seen and self._get(image) is None:
+                missing.append(image)
+            seen.add(id(image))
+        if missing:
+            self.misses += len(missing)
+            processed = processor(images=missing, return_tensors="pt")
+            grids = processed["image_grid_thw"]
+            rows = grids.prod(dim=-1).tolist()
+            pixels = torch.split(processed["pixel_values"], rows)
+            if len(self._entries) + len(missing) > self.max_items:
+                self._entries = {k: v for k, v in self._entries.items() if v[0]() is not None}
+            for image, grid, pixel in zip(missing, grids, pixels, strict=True):
+                self._entries[id(image)] = (weakref.ref(image), pixel, grid)
+        self.hits += len(images) - len(missing)
+        found = [self._get(image) for image in images]
+        return torch.cat([f[0] for f in found]), torch.stack([f[1] for f in found])  # type: ignore[index]
+
+
 def collate_prompts(
     prompts: Sequence[EncodedPrompt],
     processor: Qwen2VLImageProcessorPil,
@@ -93,6 +137,7 @@ def collate_prompts(
     image_token_id: int,
     device: torch.device | str = "cpu",
     pixel_dtype: torch.dtype = torch.float32,
+    pixel_cache: PixelCache | None = None,
 ) -> dict[str, torch.Tensor]:
     """Left-padded model inputs for a batch: input_ids, attention_mask, mm_token_type_ids and,
     when any prompt has images, pixel_values and image_grid_thw (images in row order)."""
@@ -110,14 +155,17 @@ def collate_prompts(
     }
     images = [image for prompt in prompts for image in prompt.images]
     if images:
-        features = processor(images=images, return_tensors="pt")
-        grid = features["image_grid_thw"]
+        if pixel_cache is not None:
+            pixel_values, grid = pixel_cache.features(processor, images)
+        else:
+            features = processor(images=images, return_tensors="pt")
+            pixel_values, grid = features["pixel_values"], features["image_grid_thw"]
         expected = int((grid.prod(dim=-1) // processor.merge_size**2).sum())
         if expected != int(image_mask.sum()):
             raise ValueError(
                 f"prompts hold {int(image_mask.sum())} image tokens but their images need {expected}"
             )
-        batch["pixel_values"] = features["pixel_values"].to(pixel_dtype)
+        batch["pixel_values"] = pixel_values.to(pixel_dtype)
         batch["image_grid_thw"] = grid
     elif bool(image_mask.any()):
         raise ValueError("prompts hold image tokens but no images were given")

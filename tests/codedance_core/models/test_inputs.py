@@ -51,3 +51,20 @@ def test_image_tokens_without_images_are_refused(tiny_bundle):
     prompt = EncodedPrompt([1, tiny_bundle.image_token_id, 2], [])
     with pytest.raises(ValueError, match="no images"):
         tiny_bundle.model_inputs([prompt])
+
+
+def test_pixel_cache_processes_each_image_once_and_matches_the_processor(tiny_bundle) -> None:
+    from PIL import Image
+
+    from codedance_core.models.inputs import PixelCache
+
+    processor = tiny_bundle.image_processor
+    a, b = Image.new("RGB", (120, 90), "red"), Image.new("RGB", (60, 200), "blue")
+    cache = PixelCache()
+    first = cache.features(processor, [a, b])
+    again = cache.features(processor, [b, a, b])
+    assert (cache.misses, cache.hits) == (2, 3)
+    direct = processor(images=[b, a, b], return_tensors="pt")
+    assert torch.equal(again[1], direct["image_grid_thw"])
+    assert torch.allclose(again[0], direct["pixel_values"])
+    assert torch.allclose(first[0], processor(images=[a, b], return_tensors="pt")["pixel_values"])

@@ -1,0 +1,129 @@
+"""`codedance train`: supervised fine-tuning on trajectory rows (RL comes with `grpo.py`).
+
+    codedance train sft --config tiny --data sft.parquet --model .codedance/models/tiny --out runs/sft
+    codedance train sft --config paper --data s3://bucket/sft.parquet --model /models/qwen7b --out runs/sft --ray
+    codedance train sft --config paper ... --dry-run      # validate and plan resources, train nothing
+
+The SFT settings are the profile's `sft` section (`SFTConfig`), overridden by dotted paths
+(`--set sft.max_steps=20`). Running the same command again with the same `--out` resumes from
+the last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+
+app = typer.Typer(
+    help="Train the policy: multi-turn SFT (resumable; CPU, or Ray + DeepSpeed).", no_args_is_help=True
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_sft_config(profile: str, overrides: list[str]) -> Any:
+    """The profile's `sft` section with overrides, validated (the profile itself is validated too).
+
+    Works whether or not the profile model already declares the `sft` section: when it does not,
+    the section is split off and validated on its own.
+    """
+    from pydantic import ValidationError
+
+    from codedance_core.config.loader import (
+        ConfigError,
+        apply_override,
+        format_validation_error,
+        resolve_profile_path,
+        validate_tree,
+    )
+    from codedance_core.config.profile import ProfileConfig
+    from codedance_core.config.train import SFTConfig
+
+    path = resolve_profile_path(profile)
+    tree = yaml.safe_load(path.read_text()) or {}
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    if "sft" in ProfileConfig.model_fields:
+        return validate_tree(tree, str(path)).sft
+    section = tree.pop("sft", None) or {}
+    validate_tree(tree, str(path))
+    try:
+        return SFTConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"{path} (sft)").replace("\n  ", "\n  sft.")) from None
+
+
+@app.command("sft")
+def sft(
+    data: Annotated[str, typer.Option("--data", help="SFT parquet (messages + images), local or s3://.")],
+    model: Annotated[
+        Path, typer.Option("--model", help="Model directory to start from (tiny or Qwen2.5-VL).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run directory: metrics.jsonl, checkpoints, final model.")
+    ],
+    config: Annotated[
+        str, typer.Option("--config", "-c", help="Profile name (configs/NAME.yaml) or YAML path.")
+    ] = "tiny",
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Override by dotted path, e.g. sft.max_steps=20.")
+    ] = None,
+    checkpoints: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoints", help="Where checkpoints go (folder or s3://); default OUT/checkpoints."
+        ),
+    ] = None,
+    use_ray: Annotated[
+        bool, typer.Option("--ray", help="Run under Ray Train (RAY_ADDRESS or a local Ray).")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate the config and print the plan only.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+) -> None:
+    """Fine-tune on multi-turn trajectories, loss on assistant tokens only; resumes from OUT's checkpoints."""
+    from codedance_core.config.loader import ConfigError
+    from codedance_core.train.distributed import plan_resources
+
+    try:
+        sft_config = load_sft_config(config, overrides or [])
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if dry_run:
+        plan = {"config": sft_config.model_dump(mode="json"), "resources": plan_resources(sft_config)}
+        print(json.dumps(plan)) if as_json else console.print_json(json.dumps(plan))
+        return
+    summary = _run(sft_config, data, model, out, checkpoints, use_ray)
+    if as_json:
+        print(json.dumps(summary, default=str))
+        return
+    console.print(
+        f"[green]SFT done[/green]: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
+        f"{summary['tokens_per_s']:.0f} tokens/s; model in {summary['model_dir']}"
+        + (f" (resumed from {summary['resumed_from']})" if summary.get("resumed_from") else "")
+    )
+
+
+def _run(sft_config: Any, data: str, model: Path, out: Path, checkpoints: str | None, use_ray: bool) -> dict:
+    if use_ray:
+        from codedance_core.train.ray_train import train_sft_on_ray
+
+        return train_sft_on_ray(sft_config, data, model, out, checkpoints)
+    from codedance_core.train.sft import train_sft
+
+    result = train_sft(sft_config, data, model, out, checkpoint_uri=checkpoints)
+    return {
+        "steps": result.steps,
+        "final_loss": result.final_loss,
+        "tokens_per_s": result.tokens_per_s,
+        "model_dir": str(result.model_dir),
+        "resumed_from": result.resumed_from,
+        "data": result.data,
+    }

@@ -1,0 +1,367 @@
+"""Multi-turn SFT: one training function for a CPU process, Ray Train workers and DeepSpeed.
+
+`train_sft` is the whole recipe: load the model, turn rows into examples (`sft_data`), plan
+batches (`sft_batches`), run AdamW with a warmup + cosine schedule and gradient accumulation,
+checkpoint every K steps and at the end, and resume from the last complete checkpoint when the
+run directory already holds one. It reads its place among workers from `DistContext`, so the same
+function runs alone (`codedance train sft`), under `ray_train.train_sft_on_ray` (one worker per
+GPU) or torchrun. With `deepspeed_stage` 2/3 the DeepSpeed engine owns the step (ZeRO sharding,
+bf16); otherwise it is plain PyTorch, wrapped in DDP when there are several workers.
+
+The loss is the token mean over every assistant token of an optimizer step -- across its
+micro-batches and workers -- not a mean of per-batch means, so a long trajectory weighs as many
+tokens as it has, whatever the batching.
+
+Resume is exact on CPU: the batch plan is a function of (seed, epoch), the checkpoint holds the
+data position, the optimizer, the scheduler and every RNG state, so a run killed and restarted
+ends with the same parameters as one that never stopped (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from codedance_core.config.train import SFTConfig
+from codedance_core.train.checkpoint import (
+    MODEL_DIR,
+    CheckpointManager,
+    DataPosition,
+    read_trainer_state,
+    write_trainer_state,
+)
+from codedance_core.train.distributed import DistContext, autocast_dtype, deepspeed_config
+from codedance_core.train.model_setup import (
+    prepare_for_training,
+    save_model_dir,
+    trainable_parameter_groups,
+    unwrap,
+)
+from codedance_core.train.sft_batches import collate_examples, plan_epoch, shard_batches
+from codedance_core.train.sft_data import IGNORE_INDEX, Encoder, SFTExample, build_examples, load_examples
+
+MetricsCallback = Callable[[dict[str, float], int], None]
+METRICS_FILE = "metrics.jsonl"
+FINAL_MODEL_DIR = "model"
+
+
+@dataclass
+class SFTResult:
+    """What a run did: where its model is, how far it got, what it measured."""
+
+    model_dir: Path
+    steps: int
+    resumed_from: str | None
+    final_loss: float
+    tokens_per_s: float
+    data: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """LR multiplier: linear from 1/warmup to 1, then cosine down to `min_ratio` at `total_steps`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of next-token cross-entropy over labelled positions (float32 for a stable sum)."""
+    shifted_logits = logits[:, :-1].float()
+    shifted_labels = labels[:, 1:]
+    return F.cross_entropy(
+        shifted_logits.reshape(-1, shifted_logits.shape[-1]),
+        shifted_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+def total_steps_of(config: SFTConfig, batches_per_epoch: int) -> int:
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accumulation)
+    return config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch
+
+
+@dataclass
+class _Run:
+    """Mutable state of a run shared by the helpers below."""
+
+    config: SFTConfig
+    dist: DistContext
+    bundle: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    engine: Any
+    checkpoints: CheckpointManager
+    run_dir: Path
+    position: DataPosition
+    total_steps: int
+
+
+def train_sft(
+    config: SFTConfig,
+    data: str | Iterable[dict[str, Any]],
+    model_dir: str | Path,
+    run_dir: str | Path,
+    checkpoint_uri: str | None = None,
+    metrics_callback: MetricsCallback | None = None,
+    dist: DistContext | None = None,
+    progress: bool = True,
+) -> SFTResult:
+    """Fine-tune the model in `model_dir` on SFT rows (a parquet URI or row dicts); resumable.
+
+    `run_dir` (local) receives metrics.jsonl and the final model; checkpoints go to
+    `checkpoint_uri` (a local folder or s3://..., default run_dir/checkpoints). Starting again with
+    the same run directory resumes from its last complete checkpoint.
+    """
+    from codedance_core.models import load_model_bundle
+
+    dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    checkpoints = CheckpointManager(checkpoint_uri or run_dir / "checkpoints", keep=config.keep_checkpoints)
+    resume_name = checkpoints.latest()
+    resume_dir = checkpoints.local_path(resume_name) if resume_name else None
+    full_resume = resume_dir is not None and not config.lora.enabled and not config.deepspeed_stage
+    bundle = load_model_bundle(
+        resume_dir / MODEL_DIR if full_resume else model_dir,
+        device=str(dist.device),
+        dtype="float32",
+        min_pixels=config.image_min_pixels,
+        max_pixels=config.image_max_pixels,
+    )
+    encoder = Encoder.from_bundle(bundle)
+    if isinstance(data, str):
+        examples, stats = load_examples(encoder, data, config.max_length)
+    else:
+        examples, stats = build_examples(encoder, data, config.max_length)
+    if not examples:
+        raise ValueError(f"no usable SFT example in the data: {stats.as_dict()}")
+    adapter_dir = resume_dir / MODEL_DIR if resume_dir is not None and config.lora.enabled else None
+    model = prepare_for_training(bundle.model, config, adapter_dir)
+    bundle.model = model
+    run = _setup_optimization(config, dist, bundle, model, checkpoints, run_dir, examples)
+    if resume_dir is not None:
+        run.position = _restore(run, resume_dir)
+    history = _train_loop(run, examples, metrics_callback, progress)
+    final_loss = history[-1]["loss"] if history else float("nan")
+    if not checkpoints.latest() or checkpoints.step_of(checkpoints.latest()) != run.position.step:
+        _save_checkpoint(run)
+    final_dir = _save_final_model(run)
+    rate = _mean(row["tokens_per_s"] for row in history)
+    return SFTResult(final_dir, run.position.step, resume_name, final_loss, rate, stats.as_dict(), history)
+
+
+def _setup_optimization(
+    config: SFTConfig,
+    dist: DistContext,
+    bundle: Any,
+    model: Any,
+    checkpoints: CheckpointManager,
+    run_dir: Path,
+    examples: list[SFTExample],
+) -> _Run:
+    batches = shard_batches(
+        plan_epoch(
+            [len(e) for e in examples],
+            config.batch_size,
+            config.seed,
+            0,
+            config.group_by_length,
+            config.length_group_batches,
+        ),
+        dist.rank,
+        dist.world_size,
+    )
+    total = total_steps_of(config, len(batches))
+    optimizer = torch.optim.AdamW(
+        trainable_parameter_groups(model, config.weight_decay),
+        lr=config.learning_rate,
+        betas=config.adam_betas,
+    )
+    schedule = warmup_cosine(total, round(config.warmup_ratio * total), config.min_lr_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    engine = None
+    if config.deepspeed_stage:
+        import deepspeed
+
+        engine, optimizer, _, scheduler = deepspeed.initialize(
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=scheduler,
+            config=deepspeed_config(config, dist.world_size),
+        )
+        model = engine
+    elif dist.distributed:
+        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return _Run(
+        config, dist, bundle, model, optimizer, scheduler, engine, checkpoints, run_dir, DataPosition(), total
+    )
+
+
+def _restore(run: _Run, resume_dir: Path) -> DataPosition:
+    if run.engine is not None:
+        run.engine.load_checkpoint(str(resume_dir / "deepspeed"), tag="state")
+        return read_trainer_state(resume_dir, None, None)
+    return read_trainer_state(resume_dir, run.optimizer, run.scheduler)
+
+
+def _train_loop(
+    run: _Run, examples: list[SFTExample], callback: MetricsCallback | None, progress: bool
+) -> list[dict[str, float]]:
+    config, position, total = run.config, run.position, run.total_steps
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=total, initial=position.step, desc="sft", disable=not (progress and run.dist.is_main))
+    lengths = [len(example) for example in examples]
+    while position.step < total:
+        plan = shard_batches(
+            plan_epoch(
+                lengths,
+                config.batch_size,
+                config.seed,
+                position.epoch,
+                config.group_by_length,
+                config.length_group_batches,
+            ),
+            run.dist.rank,
+            run.dist.world_size,
+        )
+        while position.batch_in_epoch < len(plan) and position.step < total:
+            window = plan[position.batch_in_epoch : position.batch_in_epoch + config.grad_accumulation]
+            metrics = _optimizer_step(run, [[examples[i] for i in batch] for batch in window])
+            position.batch_in_epoch += len(window)
+            position.step += 1
+            position.tokens_seen += int(metrics["tokens"])
+            bar.update(1)
+            if position.step % config.log_every == 0 or position.step == total:
+                history.append(_log(run, metrics, callback, bar))
+            if position.step % config.checkpoint_every == 0 and position.step < total:
+                _save_checkpoint(run)
+        if position.batch_in_epoch >= len(plan):
+            position.epoch += 1
+            position.batch_in_epoch = 0
+    bar.close()
+    return history
+
+
+def _optimizer_step(run: _Run, window: list[list[SFTExample]]) -> dict[str, float]:
+    """Forward/backward over the window's micro-batches, then one optimizer step."""
+    started = time.perf_counter()
+    dist, config = run.dist, run.config
+    label_tokens = dist.sum_scalar(float(sum(e.label_tokens for batch in window for e in batch)))
+    tokens = dist.sum_scalar(float(sum(len(e) for batch in window for e in batch)))
+    # DDP and DeepSpeed average gradients over workers; scale back up to a global token sum.
+    scale = dist.world_size / max(label_tokens, 1.0)
+    if run.engine is not None:
+        scale *= config.grad_accumulation  # the engine divides by its accumulation steps itself
+    amp = autocast_dtype(config, dist.device)
+    loss_total = 0.0
+    for index, batch in enumerate(window):
+        inputs = collate_examples(batch, run.bundle)
+        labels = inputs.pop("labels")
+        last = index == len(window) - 1
+        sync = nullcontext() if last or not dist.distributed or run.engine else run.model.no_sync()
+        with sync, torch.autocast(dist.device.type, dtype=amp, enabled=amp is not None):
+            logits = run.model(**inputs, use_cache=False).logits
+            loss_sum = token_loss_sum(logits, labels)
+        if run.engine is not None:
+            run.engine.backward(loss_sum * scale)
+            run.engine.step()
+        else:
+            with sync:
+                (loss_sum * scale).backward()
+        loss_total += float(loss_sum.detach())
+    grad_norm = _apply_step(run)
+    seconds = time.perf_counter() - started
+    return {
+        "loss": dist.sum_scalar(loss_total) / max(label_tokens, 1.0),
+        "lr": float(run.scheduler.get_last_lr()[0]) if run.engine is None else float(run.engine.get_lr()[0]),
+        "grad_norm": grad_norm,
+        "tokens": tokens,
+        "label_tokens": label_tokens,
+        "tokens_per_s": tokens / seconds,
+        "step_s": seconds,
+    }
+
+
+def _apply_step(run: _Run) -> float:
+    if run.engine is not None:
+        return float(run.engine.get_global_grad_norm() or 0.0)
+    parameters = [p for p in run.model.parameters() if p.requires_grad]
+    if run.config.max_grad_norm > 0:
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, run.config.max_grad_norm))
+    else:
+        norm = float(torch.norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def _log(
+    run: _Run, metrics: dict[str, float], callback: MetricsCallback | None, bar: Any
+) -> dict[str, float]:
+    row = {"step": run.position.step, "epoch": run.position.epoch, **metrics}
+    if run.dist.is_main:
+        with open(run.run_dir / METRICS_FILE, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
+        if callback is not None:
+            callback({k: float(v) for k, v in row.items() if k != "step"}, run.position.step)
+    return row
+
+
+def _save_checkpoint(run: _Run) -> str:
+    def write(directory: Path) -> None:
+        if run.engine is not None:
+            run.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
+        with _gathered(run):  # a collective under ZeRO-3: every rank enters, the main rank writes
+            if run.dist.is_main:
+                save_model_dir(run.model, run.bundle, directory / MODEL_DIR)
+        if run.dist.is_main:
+            optimizer = None if run.engine is not None else run.optimizer
+            scheduler = None if run.engine is not None else run.scheduler
+            write_trainer_state(directory, optimizer, scheduler, run.position)
+
+    return run.checkpoints.save(run.position.step, write, run.dist)
+
+
+def _save_final_model(run: _Run) -> Path:
+    target = run.run_dir / FINAL_MODEL_DIR
+    with _gathered(run):
+        if run.dist.is_main:
+            save_model_dir(run.model, run.bundle, target, merge_lora=run.config.lora.merge_on_save)
+    run.dist.barrier()
+    return target
+
+
+def _gathered(run: _Run):
+    """Under ZeRO-3 the weights are sharded: gather them for save_pretrained (a no-op otherwise)."""
+    if run.engine is None or run.config.deepspeed_stage != 3:
+        return nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(unwrap(run.model).parameters()), modifier_rank=None)
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
