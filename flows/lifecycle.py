@@ -22,13 +22,13 @@ from tasks.models import build_tiny_model, register_checkpoint_folder
 
 
 @flow(name="lifecycle", log_prints=True)
-def lifecycle(params: ProfileParameters = ProfileParameters()) -> dict[str, ArtifactRef]:
+def lifecycle(params: ProfileParameters | None = None) -> dict[str, ArtifactRef]:
     """Run the whole lifecycle for one profile; returns the artifacts it made.
 
     Not wired yet (their issues are open): weak-to-strong filtering, trajectory synthesis,
     SFT on synthesised data, RL rounds, evaluation and model promotion.
     """
-    profile = params.load()
+    profile = (params or ProfileParameters()).load()
     store_root = profile.store.root
     with lifecycle_run(profile, "lifecycle") as (_, tracking):
         storage = result_storage(store_root)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ CODE_PARTS: dict[str, tuple[str, ...]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_version(parts: tuple[str, ...] = ()) -> str:
     """sha256 of the library source a task depends on (all of codedance_core when unspecified)."""
     digest = hashlib.sha256()

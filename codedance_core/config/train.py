@@ -1,12 +1,13 @@
-"""Configs of the training stages: supervised fine-tuning now, room for the RL config beside it.
+"""Configs of the training stages: supervised fine-tuning (`SFTConfig`) and GRPO (`GRPOConfig`).
 
 One `SFTConfig` drives both ways of running SFT: one CPU process for the `tiny` profile and Ray
 Train workers with DeepSpeed for the `paper` profile. The fields that only matter on GPUs
 (`deepspeed_stage`, `num_workers`, `gpus_per_worker`) are plain values here, so a paper config
 validates and plans its resources on a CPU machine without DeepSpeed ever being imported.
 
-The original SFT hyperparameters were not published (method.md section 3); the defaults below
-suit the tiny model, the paper profile sets its own.
+The original SFT hyperparameters were not published (method.md section 3); the SFT defaults
+suit the tiny model, the paper profile sets its own. The GRPO defaults ARE the original's
+(method.md section 6): a tiny model needs a far larger learning rate, which the tiny profile sets.
 """
 
 from __future__ import annotations
@@ -100,4 +101,84 @@ class SFTConfig(StrictModel):
             raise ValueError(
                 "deepspeed_stage > 0 needs gpus_per_worker > 0 (DeepSpeed ZeRO runs on GPU workers)"
             )
+        return self
+
+
+class GRPOConfig(StrictModel):
+    """GRPO with the BAT reward on multi-turn tool rollouts; defaults are the original's 7B run.
+
+    The rollout knobs that are RL hyperparameters (n, turns, temperature) live here and override
+    the profile's `rollout` section for training; the rest of the tool loop (token budgets,
+    observation size, prompt version) comes from that section.
+    """
+
+    learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate (the original: 1e-6).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay (the original: 0.01).")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW (beta1, beta2).")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm; 0 disables clipping.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps, then a constant rate (the original: 0).")
+    prompts_per_step: int = Field(256, ge=1, description="Prompts sampled per step, over all workers (the original: 256).")
+    samples_per_prompt: int = Field(8, ge=2, description="Rollouts per prompt, GRPO's group size n (the original: 8).")
+    max_turns: int = Field(6, ge=1, description="Assistant turns per trajectory in training (the original: 6).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of training rollouts (the original: 1.0).")
+    epochs: int = Field(2, ge=1, description="Passes over the prompts (ignored when max_steps is set; the original: 2).")
+    max_steps: int | None = Field(None, ge=1, description="Steps to run; None: as many as `epochs` give.")
+    ppo_epochs: int = Field(1, ge=1, description="Passes over one step's trajectories (the original: 1).")
+    mini_batches_per_step: int = Field(
+        1, ge=1, description="Optimizer updates per pass, each on a slice of the groups (the original: 1)."
+    )
+    micro_batch_size: int = Field(4, ge=1, description="Trajectories per forward/backward pass (memory, not math).")
+    clip_low: float = Field(0.2, ge=0, lt=1, description="PPO clip: ratio floor is 1 - clip_low.")
+    clip_high: float = Field(0.2, ge=0, description="PPO clip: ratio ceiling is 1 + clip_high.")
+    dual_clip: float | None = Field(
+        3.0, gt=1, description="Dual-clip bound c on negative advantages (verl's clip_ratio_c); None disables."
+    )
+    loss_aggregation: Literal["token-mean", "seq-mean-token-mean"] = Field(
+        "token-mean", description="token-mean: every model token of the mini-batch weighs the same (the original)."
+    )
+    old_logprobs: Literal["recompute", "rollout"] = Field(
+        "recompute",
+        description="Denominator of the ratio: recomputed by the trainer before the update (robust to "
+        "engine numerics, as verl does) or the engine's sampling log-probs.",
+    )
+    kl_coef: float = Field(0.0, ge=0, description="Weight of the k3 KL to the frozen initial policy; 0: no reference model.")
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus weight (the original: none; entropy is always logged).")
+    filter_equal_reward_groups: bool = Field(
+        False, description="Drop groups whose rewards are all equal (they carry no GRPO signal)."
+    )
+    deterministic_rollout: bool = Field(
+        True,
+        description="Turns advance in lockstep and engine batches are ordered by content, so a seeded step "
+        "samples the same trajectories however the sandbox timing falls (exact resume on CPU).",
+    )
+    checkpoint_every: int = Field(20, ge=1, description="Checkpoint every K steps and at the end (the original: 20).")
+    keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept.")
+    log_every: int = Field(1, ge=1, description="Log metrics every K steps.")
+    trajectories_every: int = Field(10, ge=1, description="Save sampled trajectories as JSON every K steps.")
+    trajectories_per_save: int = Field(4, ge=0, description="Trajectories written per save.")
+    seed: int = Field(0, description="Seed of prompt order, rollout sampling (seed + step) and every RNG.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Autocast dtype: auto is bfloat16 on CUDA and float32 on CPU."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (less memory).")
+    freeze_vision: bool = Field(True, description="Keep the vision tower's weights fixed.")
+    train_merger: bool = Field(True, description="Train the patch merger even when the tower is frozen.")
+    lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA instead of full fine-tuning.")
+    num_workers: int = Field(1, ge=1, description="Trainer workers (Ray Train); each rolls out its share of prompts.")
+    gpus_per_worker: float = Field(0, ge=0, description="GPUs per trainer worker; 0 trains on CPU.")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per worker.")
+    rollout_gpu_share: float = Field(
+        0.5, gt=0, lt=1, description="Colocated rollout: share of each worker's GPU memory the vLLM engine takes."
+    )
+    image_min_pixels: int | None = Field(None, ge=1, description="Override of the model's smallest image area.")
+    image_max_pixels: int | None = Field(None, ge=1, description="Override of the model's largest image area.")
+
+    @model_validator(mode="after")
+    def _groups_split_evenly(self) -> GRPOConfig:
+        if self.prompts_per_step % self.num_workers:
+            raise ValueError(
+                f"prompts_per_step ({self.prompts_per_step}) must be a multiple of num_workers ({self.num_workers})"
+            )
+        if (self.prompts_per_step // self.num_workers) % self.mini_batches_per_step:
+            raise ValueError("each worker's prompts must split evenly into mini_batches_per_step")
         return self

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STORE = "./.codedance/store"
 MANIFEST_SUFFIX = ".manifest.json"
+DIRECTORY_INDEX = "_index.json"
 _CHUNK = 1 << 20
 
 
@@ -162,6 +163,55 @@ class ArtifactStore:
             _write_local_atomic(Path(target + MANIFEST_SUFFIX), manifest)
         return ref
 
+    def write_directory(self, relpath: str, local_dir: str | Path) -> ArtifactRef:
+        """Store a folder (a model, a checkpoint) as one artifact.
+
+        Files go up first, then `relpath/DIRECTORY_INDEX` (every file's size and digest), then
+        the manifest: the folder exists only once all of it does. Its digest is that of the
+        index, so two folders with the same files have the same digest.
+        """
+        local = Path(local_dir)
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        index = {str(p.relative_to(local)): {"digest": sha256_file(p), "size": p.stat().st_size} for p in files}
+        target = self._path(relpath)
+        for path in files:
+            name = str(path.relative_to(local))
+            if is_remote(self.root):
+                self.fs.put_file(str(path), f"{target}/{name}")
+            else:
+                _replace_local_copy(path, Path(target) / name)
+        index_bytes = json.dumps(index, indent=1, sort_keys=True).encode()
+        with self.stage(f"{relpath}/{DIRECTORY_INDEX}") as staged:
+            staged.path.write_bytes(index_bytes)
+        ref = ArtifactRef(uri=self.uri(relpath), digest=sha256_bytes(index_bytes), size=sum(f["size"] for f in index.values()))
+        manifest = json.dumps(ref.model_dump(), sort_keys=True).encode()
+        if is_remote(self.root):
+            with self.fs.open(target + MANIFEST_SUFFIX, "wb") as handle:
+                handle.write(manifest)
+            self.fs.invalidate_cache()
+        else:
+            _write_local_atomic(Path(target + MANIFEST_SUFFIX), manifest)
+        return ref
+
+    def local_directory(self, ref: ArtifactRef, cache_dir: str | Path = ".codedance/cache") -> Path:
+        """A local folder holding a stored directory: the folder itself for a local store, else a
+        download into `cache_dir/<digest>` (reused while the digest matches)."""
+        path = self._path(ref.uri)
+        if not is_remote(self.root):
+            return Path(path)
+        local = Path(cache_dir) / ref.digest.split(":", 1)[-1][:24]
+        if (local / DIRECTORY_INDEX).exists():
+            return local
+        index = json.loads(self.read_bytes(f"{ref.uri}/{DIRECTORY_INDEX}"))
+        partial = local.with_name(local.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        for name in index:
+            (partial / name).parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(f"{path}/{name}", str(partial / name))
+        (partial / DIRECTORY_INDEX).write_text(json.dumps(index))
+        partial.rename(local)
+        return local
+
     # -- reading ------------------------------------------------------------------------------
     def ref(self, relpath: str) -> ArtifactRef | None:
         """The committed artifact at relpath, or None when absent or half-written."""
@@ -225,6 +275,16 @@ def _replace_local(source: Path, target: Path) -> None:
     shutil.move(source, temp)  # a rename on the same device, a copy across devices
     with open(temp, "rb") as handle:
         os.fsync(handle.fileno())
+    os.replace(temp, target)
+
+
+def _replace_local_copy(source: Path, target: Path) -> None:
+    """Copy a file into place atomically (a temporary name beside the target, then rename)."""
+    if source.resolve() == target.resolve():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    shutil.copyfile(source, temp)
     os.replace(temp, target)
 
 

@@ -100,3 +100,18 @@ def test_for_file_splits_a_uri_into_store_and_name(tmp_path: Path) -> None:
 def test_open_refuses_writes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="stage"):
         ArtifactStore(tmp_path).open("x", "wb")
+
+
+def test_directories_round_trip_with_a_content_digest(store: ArtifactStore, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text('{"layers": 2}')
+    (folder / "sub" / "weights.bin").write_bytes(b"\x00\x01" * 100)
+    ref = store.write_directory("models/tiny", folder)
+    assert ref.size == 13 + 200
+    assert store.exists("models/tiny")
+    local = store.local_directory(ref, cache_dir=tmp_path / "cache")
+    assert (local / "config.json").read_text() == '{"layers": 2}'
+    assert (local / "sub" / "weights.bin").read_bytes() == b"\x00\x01" * 100
+    again = store.write_directory("models/copy", folder)
+    assert again.digest == ref.digest  # same files, same digest, wherever they are stored
