@@ -1,0 +1,32 @@
+"""A real Prefect server for the flow tests (Prefect's own test harness: a local server on SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    import os
+
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path: Path) -> list[str]:
+    """Overrides that keep a lifecycle run small and inside tmp_path."""
+    return [
+        f"store.root={tmp_path / 'store'}",
+        f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"tracking.artifact_root={tmp_path / 'mlartifacts'}",
+        "data.train_size=20",
+        "data.test_size=10",
+        "tiny_model.vocab_size=1200",
+    ]
