@@ -19,14 +19,16 @@ from flows.common import ProfileParameters, lifecycle_run
 from tasks.common import result_storage
 from tasks.data import synthesise_suite, validate_dataset
 from tasks.models import build_tiny_model, register_checkpoint_folder
+from tasks.synthesis import synthesize_trajectories
+from tasks.train import train_sft_stage
 
 
 @flow(name="lifecycle", log_prints=True)
 def lifecycle(params: ProfileParameters | None = None) -> dict[str, ArtifactRef]:
     """Run the whole lifecycle for one profile; returns the artifacts it made.
 
-    Not wired yet (their issues are open): weak-to-strong filtering, trajectory synthesis,
-    SFT on synthesised data, RL rounds, evaluation and model promotion.
+    Not wired yet (their issues are open): weak-to-strong filtering, RL rounds, evaluation
+    and model promotion.
     """
     profile = (params or ProfileParameters()).load()
     store_root = profile.store.root
@@ -43,7 +45,12 @@ def lifecycle(params: ProfileParameters | None = None) -> dict[str, ArtifactRef]
             name: validate_dataset.with_options(**opts)(ref, "rl", profile.data, store_root)
             for name, ref in (("train", train), ("test", test))
         }
-        outputs = {"base_model": base, "suite_train": train, "suite_test": test}
+        sft_rows = synthesize_trajectories.with_options(**opts)(profile.synthesis_config(), train, store_root, tracking)
+        sft_model = train_sft_stage.with_options(**opts)(profile.sft, sft_rows, base, store_root, tracking)
+        outputs = {
+            "base_model": base, "suite_train": train, "suite_test": test,
+            "sft_rows": sft_rows, "sft_model": sft_model,
+        }
         create_table_artifact(
             [{"artifact": k, "uri": v.uri, "digest": v.short_digest, "rows": v.rows} for k, v in outputs.items()],
             key="lifecycle-artifacts", description="What the lifecycle produced",

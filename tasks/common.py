@@ -35,6 +35,7 @@ CODE_PARTS: dict[str, tuple[str, ...]] = {
     "register_checkpoint_folder": ("storage",),
     "synthesise_suite": ("data", "agent/prompts.py", "config/data.py"),
     "validate_dataset": ("data", "config/data.py"),
+    "synthesize_trajectories": ("synthesis", "sandbox", "rewards", "agent", "data", "models/images.py", "config"),
     "train_sft_stage": ("train", "models", "config", "agent"),
 }
 

@@ -26,8 +26,9 @@ app.add_typer(config_app, name="config")
 
 def _mount_subcommands() -> None:
     """Mount each part's sub-app; each imports its heavy dependencies lazily, inside commands."""
-    from codedance_core.cli import data, model, rewards, rollout, serve, train
+    from codedance_core.cli import data, model, rewards, rollout, serve, synthesize, train
 
+    data.app.command("synthesize")(synthesize.synthesize)
     app.add_typer(data.app, name="data")
 
     app.add_typer(model.app, name="model")

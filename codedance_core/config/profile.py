@@ -19,6 +19,7 @@ from codedance_core.config.data import DataConfig
 from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
+from codedance_core.config.synthesis import SynthesisConfig
 from codedance_core.config.train import SFTConfig
 from codedance_core.storage import DEFAULT_STORE
 
@@ -26,6 +27,7 @@ from codedance_core.storage import DEFAULT_STORE
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
     "rewards": ("rewards",),
+    "synthesis": ("synthesis", "sandbox", "rewards", "tiny_model", "model"),
     "sft": ("sft", "model", "tiny_model"),
 }
 
@@ -61,6 +63,9 @@ class ProfileConfig(StrictModel):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where model code runs.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The multi-turn tool loop.")
     rewards: RewardConfig = Field(default_factory=RewardConfig)
+    synthesis: SynthesisConfig = Field(
+        default_factory=SynthesisConfig, description="Verified trajectory synthesis (sandbox, rewards and pixels come from the profile)."
+    )
     sft: SFTConfig = Field(default_factory=SFTConfig, description="Supervised fine-tuning (the cold start).")
 
     @model_validator(mode="before")
@@ -73,6 +78,20 @@ class ProfileConfig(StrictModel):
                 model = values.get("model") if isinstance(values.get("model"), dict) else {}
                 values["engine"] = {**engine, "model": model.get("path", ModelConfig().path)}
         return values
+
+    def synthesis_config(self) -> SynthesisConfig:
+        """The synthesis section with the profile's sandbox, rewards and the model's pixel bounds,
+        so trajectories are checked exactly as the model will see and be scored on them."""
+        low, high = self.pixel_bounds()
+        return self.synthesis.model_copy(
+            update={"sandbox": self.sandbox, "rewards": self.rewards, "min_pixels": low, "max_pixels": high}
+        )
+
+    def pixel_bounds(self) -> tuple[int, int]:
+        """(min, max) pixels of images shown to the model: the checkpoint's overrides, else the tiny model's."""
+        low = self.model.min_pixels or self.tiny_model.min_pixels
+        high = self.model.max_pixels or self.tiny_model.max_pixels
+        return low, high
 
     def stage_digest(self, stage: str) -> str:
         """sha256 of the seed and the sections `stage` reads (see STAGE_SECTIONS)."""

@@ -1,0 +1,91 @@
+"""Configuration of verified trajectory synthesis (`codedance data synthesize`).
+
+Synthesis turns RL items into SFT trajectories and keeps only those whose code really ran and
+whose final answer really scores correct. What varies between runs is gathered here: which
+families get program-written trajectories, how often a first attempt fails on purpose (the
+model must see errors and recover from them), the teacher endpoint for items no program can
+write, and the image bounds, which MUST be the policy's (the sandbox's `input_image` is the
+image the model sees, so the coordinates in the code are the model's coordinates).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from codedance_core.config.base import StrictModel
+from codedance_core.config.model import PIXELS_PER_CELL, EngineConfig
+from codedance_core.config.rewards import RewardConfig
+from codedance_core.config.sandbox import SandboxConfig
+
+PROGRAM_FAMILIES = ("count", "search", "chart", "math", "direct")
+
+
+class TeacherConfig(StrictModel):
+    """The open-ended path: a teacher model behind an OpenAI-compatible endpoint writes the turns."""
+
+    engine: EngineConfig = Field(
+        default_factory=lambda: EngineConfig(kind="openai", base_urls=["http://127.0.0.1:8000/v1"]),
+        description="The teacher's endpoint (kind must be 'openai').",
+    )
+    families: list[str] = Field(
+        default_factory=list,
+        description="Families sent to the teacher even though a program writer exists for them. "
+        "Items of families with no program writer always go to the teacher when one is configured.",
+    )
+    temperature: float = Field(0.0, ge=0, description="Teacher sampling temperature (0: greedy).")
+    max_new_tokens: int = Field(1024, ge=16, description="Longest teacher turn in tokens.")
+    attempts: int = Field(
+        1, ge=1, description="Trajectories asked of the teacher per item; the first verified one is kept."
+    )
+
+    @model_validator(mode="after")
+    def _openai_only(self) -> TeacherConfig:
+        if self.engine.kind != "openai":
+            raise ValueError("the teacher is reached over HTTP: engine.kind must be 'openai'")
+        return self
+
+
+class SynthesisConfig(StrictModel):
+    """How RL items become verified SFT trajectories."""
+
+    families: list[str] = Field(
+        default_factory=lambda: list(PROGRAM_FAMILIES),
+        description="Families whose trajectories are written by programs (count, search, chart, math, direct).",
+    )
+    failure_rate: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Share of tool trajectories whose first attempt fails (a typo) or misses (a wrong crop) "
+        "and is then corrected; drawn per item from the seed.",
+    )
+    seed: int = Field(0, description="Seed of every random choice (failure draws, phrasing); same seed, same rows.")
+    max_turns: int = Field(
+        6, ge=1, description="Most assistant turns in one trajectory (the paper trains with 6)."
+    )
+    min_pixels: int = Field(
+        4 * PIXELS_PER_CELL, ge=PIXELS_PER_CELL, description="Smallest image area after Qwen-style resizing."
+    )
+    max_pixels: int = Field(
+        256 * PIXELS_PER_CELL,
+        ge=PIXELS_PER_CELL,
+        description="Largest image area after resizing; must equal the policy's (tiny: 256 cells, paper: 16384).",
+    )
+    concurrency: int = Field(8, ge=1, description="Trajectories synthesised at once (sandbox sessions open).")
+    batch_rows: int = Field(64, ge=1, description="Input rows read per batch; bounds memory on large inputs.")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="The sandbox the code runs in.")
+    rewards: RewardConfig = Field(
+        default_factory=RewardConfig, description="Scorers that decide whether a final answer is correct."
+    )
+    teacher: TeacherConfig | None = Field(
+        None, description="The teacher for open-ended trajectories; None: items without a program are rejected."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SynthesisConfig:
+        unknown = sorted(set(self.families) - set(PROGRAM_FAMILIES))
+        if unknown:
+            raise ValueError(f"no program writer for families {unknown}; known: {', '.join(PROGRAM_FAMILIES)}")
+        if self.min_pixels > self.max_pixels:
+            raise ValueError("min_pixels must not exceed max_pixels")
+        return self
