@@ -13,7 +13,7 @@ export RAY_AUTH_MODE := disabled
 # DeepSpeed probes for an accelerator at import and prints to stdout without this on CPU machines.
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: setup system-packages demo test test-all lint bench clean
+.PHONY: setup system-packages demo test test-all lint bench ui deploy worker clean
 
 setup: system-packages $(STAMP)
 
@@ -31,8 +31,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m compileall -q $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
+# The whole lifecycle on the tiny profile: Prefect's local mode, a local Ray, MLflow on SQLite
+# under .codedance/, the local store. A second run with nothing changed is all cache hits.
 demo: setup
-	$(BIN)/python -m codedance_core.cli.main demo
+	$(BIN)/python -m flows.lifecycle --profile tiny
 
 test: setup
 	$(BIN)/python -m pytest -m "not slow" tests
@@ -45,6 +47,23 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/data.py
+
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
+# The Prefect UI/API and the MLflow UI on loopback, in the background (logs in .codedance/).
+ui: setup
+	mkdir -p .codedance
+	nohup $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > .codedance/prefect-server.log 2>&1 &
+	nohup $(BIN)/mlflow ui --backend-store-uri sqlite:///.codedance/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT) > .codedance/mlflow-ui.log 2>&1 &
+	@echo "Prefect UI:  http://127.0.0.1:$(PREFECT_PORT)   (export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api)"
+	@echo "MLflow UI:   http://127.0.0.1:$(MLFLOW_PORT)"
+
+# Register prefect.yaml's deployments (needs PREFECT_API_URL), then serve them with a process worker.
+deploy: setup
+	$(BIN)/python -m deployments.deploy
+
+worker: setup
+	CODEDANCE_HOME=$(CURDIR) $(BIN)/prefect worker start --pool codedance-process --type process
 
 clean:
 	rm -rf .codedance .pytest_cache

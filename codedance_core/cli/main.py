@@ -7,7 +7,6 @@ Every stage can be run from here without Prefect (the flows call the same librar
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -81,18 +80,6 @@ def config_validate(
     console.print(f"[green]profile {config.name!r} is valid[/green]")
     for stage, digest in digests.items():
         console.print(f"  {stage:<12} {digest}")
-
-
-@app.command("demo")
-def demo(
-    profile: ProfileOpt = "tiny",
-    overrides: OverrideOpt = None,
-    workdir: Annotated[Path, typer.Option(help="Where the demo writes its store and runs.")] = Path(".codedance"),
-) -> None:
-    """Run the lifecycle on the tiny profile on this machine (what `make demo` runs)."""
-    from codedance_core.cli.demo import run_demo
-
-    run_demo(load_or_exit(profile, overrides), workdir=workdir, console=console)
 
 
 if __name__ == "__main__":
