@@ -45,8 +45,9 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check codedance_core flows tasks tests benchmarks
 
+# Performance figures (JSON); each script's docstring says what it measures and its targets.
 bench: setup
-	$(BIN)/python benchmarks/data.py
+	for b in sandbox rollout rewards train data; do echo "== $$b"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000

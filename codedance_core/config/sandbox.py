@@ -64,6 +64,11 @@ class SandboxConfig(StrictModel):
     workers: int = Field(
         default=2, ge=1, description="Template processes, and the bound on executions running at once."
     )
+    spare_processes: int = Field(
+        default=2,
+        ge=0,
+        description="Confined session processes each template keeps forked ahead of need (fast opens).",
+    )
     max_sessions: int = Field(default=256, ge=1, description="Sessions open at once; open_session waits beyond it.")
     kill_grace_s: float = Field(
         default=5.0,

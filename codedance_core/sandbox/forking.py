@@ -1,0 +1,158 @@
+"""Creating, feeding and killing session processes: the template's process management.
+
+A session process is forked *before* it is needed (a "spare"): it confines itself (private
+directory, own uid, rlimits) and then waits. Opening a session only hands the spare a file
+descriptor of the image's raw pixels (SCM_RIGHTS over its control socket), so the fork and the
+confinement are off the critical path, and the spare, already unprivileged, can read that
+one image without being able to open the root-only image directory itself.
+
+Killing sweeps /proc for every live process of the session's uid and SIGKILLs it, until none is
+left: a fork bomb or a `setsid()` daemon cannot escape, and nothing needs to be forked to do it.
+The main process is also killed by pid (it may not have taken its uid yet) and reaped.
+
+Runs inside the sandbox as a top-level module; standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+try:
+    from . import wire
+except ImportError:  # pragma: no cover - inside the sandbox
+    import wire  # type: ignore[no-redef]
+
+KILL_SWEEP_ROUNDS = 200
+
+
+@dataclass
+class SessionProcess:
+    """One forked process: a spare (no session yet) or the current process of a session."""
+
+    pid: int
+    uid: int
+    control: socket.socket
+    pipes: dict[int, str]  # read fd -> "stdout" | "stderr"
+    reader: wire.FrameReader
+    session_id: str | None = None
+    opening: dict[str, Any] = field(default_factory=dict)
+    open_request: int | None = None
+    state: str = "spare"  # spare | starting | idle | running | finishing
+    queue: deque = field(default_factory=deque)
+    request: dict[str, Any] | None = None
+    started: float = 0.0
+    deadline: float = float("inf")
+    output_bytes: int = 0
+    captured: dict[str, bytearray] = field(default_factory=dict)  # head and rolling tail per stream
+    written: dict[str, int] = field(default_factory=dict)  # bytes each stream received in all
+    note: str = ""
+    released: bool = False
+
+
+def fork_spare(settings: dict[str, Any], uid: int, workdir: str, max_reply_bytes: int,
+               selector: selectors.BaseSelector) -> SessionProcess:
+    """Fork a process that confines itself and waits for an image; register its channels."""
+    import session_process
+
+    parent_end, child_end = socket.socketpair()
+    (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns here
+        session_process.run_session(child_end.fileno(), out_write, err_write, settings, uid, workdir)
+    child_end.close()
+    os.close(out_write)
+    os.close(err_write)
+    process = SessionProcess(pid, uid, parent_end, {out_read: "stdout", err_read: "stderr"},
+                             wire.FrameReader(max_reply_bytes))
+    selector.register(parent_end, selectors.EVENT_READ, ("control", process))
+    for fd in (out_read, err_read):
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ, ("pipe", process))
+    return process
+
+
+def hand_over_image(process: SessionProcess, opening: dict[str, Any]) -> None:
+    """Send the spare its image: the header as a frame, the pixel file as a descriptor."""
+    fd = os.open(opening["pixels_path"], os.O_RDONLY)
+    try:
+        header = {"op": "image", **{key: opening[key] for key in ("mode", "size", "layout")}}
+        frame = wire.encode_frame(header)
+        socket.send_fds(process.control, [frame], [fd])
+    finally:
+        os.close(fd)
+
+
+def release(process: SessionProcess, selector: selectors.BaseSelector) -> None:
+    """Close the template's ends of a process's channels (after it was killed)."""
+    if process.released:
+        return
+    process.released = True
+    selector.unregister(process.control)
+    process.control.close()
+    for fd in process.pipes:
+        selector.unregister(fd)
+        os.close(fd)
+    process.pipes = {}
+
+
+def kill_and_reap(process: SessionProcess, sweep_uid: bool) -> str:
+    """SIGKILL the process (and, with per-session uids, every process of its uid); say how it ended."""
+    if not process.pid:
+        return "is gone"
+    if sweep_uid:
+        kill_uid_processes(process.uid)
+    for kill in (os.killpg, os.kill):  # the group: with isolation 'none' it is the session's own
+        try:
+            kill(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _, status = os.waitpid(process.pid, 0)
+    process.pid = 0
+    return describe_exit(status)
+
+
+def kill_uid_processes(uid: int) -> None:
+    """Sweep /proc, SIGKILLing every live process of `uid`, until a sweep finds none."""
+    for _ in range(KILL_SWEEP_ROUNDS):
+        victims = [pid for pid in live_pids_of_uid(uid)]
+        if not victims:
+            return
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def live_pids_of_uid(uid: int) -> list[int]:
+    """Pids whose real or effective uid is `uid` and that are not zombies (read from status,
+    which stays readable even for processes that made themselves non-dumpable)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        uids = fields.get("Uid", "").split()
+        if str(uid) in uids[:2] and not fields.get("State", "").strip().startswith(("Z", "X")):
+            found.append(int(name))
+    return found
+
+
+def describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        name = signal.Signals(number).name if number in signal.valid_signals() else str(number)
+        return f"was killed by signal {name}"
+    return f"exited with code {os.WEXITSTATUS(status)}"

@@ -1,0 +1,255 @@
+"""The sandbox's public face: a pool of template workers serving many stateful sessions.
+
+A rollout opens one `Session` per trajectory and calls `execute` once per tool call. Sessions
+are cheap (a fork inside an already-running template), so many can be open at once; how many
+snippets run at the same time is bounded by `config.workers`, because they compete for CPU.
+
+The pool heals itself: a template that dies (or stops answering) is replaced, and each of its
+sessions is reopened on a live template with its image re-injected at its next `execute`, which
+returns `killed` for the call that was lost, exactly like any other failure that resets state.
+
+Use it from asyncio (`async with SandboxPool(config) as pool`) or, in scripts and tests, through
+`SandboxPool.sync(config)`, which runs the same pool on an event loop in a background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from PIL import Image
+
+from codedance_core.config.sandbox import SandboxConfig
+from codedance_core.sandbox.result import ExecResult
+from codedance_core.sandbox.worker import TemplateWorker, WorkerDied, write_pixels
+
+T = TypeVar("T")
+
+
+class Session:
+    """One trajectory's interpreter: `input_image` preloaded, state kept across `execute` calls."""
+
+    def __init__(self, pool: SandboxPool, session_id: str, opening: dict[str, Any],
+                 worker: TemplateWorker) -> None:
+        self.pool = pool
+        self.session_id = session_id
+        self.opening = opening
+        self._worker: TemplateWorker | None = worker
+        self._lock = asyncio.Lock()
+        self.closed = False
+
+    async def execute(self, code: str, timeout_s: float | None = None) -> ExecResult:
+        """Run one snippet; its variables stay for the next call unless it failed."""
+        if self.closed:
+            raise RuntimeError("this sandbox session is closed")
+        timeout = self.pool.config.timeout_s if timeout_s is None else timeout_s
+        async with self._lock, self.pool.execution_slots:
+            started = time.monotonic()
+            note = ""
+            try:
+                if self._worker is None or not self._worker.alive:
+                    note = "[sandbox] the worker hosting this session died; its state was reset\n"
+                    self._worker = await self.pool.place_session(self.session_id, self.opening)
+                result = await self._worker.execute(self.session_id, code, timeout)
+            except WorkerDied as error:
+                self._worker = None
+                self.pool.replace_dead_workers()
+                return ExecResult(status="killed", error_type="WorkerDied", error_message=str(error),
+                                  wall_time_s=time.monotonic() - started)
+            if note:
+                result.stderr = note + result.stderr
+            return result
+
+    async def close(self) -> None:
+        """Kill the session's processes and free its slot; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._worker is not None:
+            await self._worker.close_session(self.session_id)
+        self.pool.forget_pixels(self.opening)
+        self.pool.session_slots.release()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class SandboxPool:
+    """Bounded set of template workers; opens sessions on the least loaded one."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.workers: list[TemplateWorker] = []
+        self.execution_slots = asyncio.Semaphore(self.config.workers)
+        self.session_slots = asyncio.Semaphore(self.config.max_sessions)
+        self._ids = itertools.count(1)
+        self.image_dir: Path | None = None
+        self._respawn_lock = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()
+        self.respawns = 0
+
+    async def start(self) -> Self:
+        """Start every worker (in parallel: each imports numpy, OpenCV, matplotlib once)."""
+        shared_memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.image_dir = Path(tempfile.mkdtemp(prefix="codedance-images-", dir=shared_memory))  # mode 0700
+        self.workers = [TemplateWorker(self.config, i, self.image_dir) for i in range(self.config.workers)]
+        try:
+            await asyncio.gather(*(worker.start() for worker in self.workers))
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        """Stop every worker; nothing started by the pool survives this."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*(worker.stop() for worker in self.workers), return_exceptions=True)
+        if self.image_dir is not None:
+            shutil.rmtree(self.image_dir, ignore_errors=True)
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open_session(self, image: Image.Image) -> Session:
+        """A new session with `image` as `input_image` (and `input_image.jpg` in its directory)."""
+        await self.session_slots.acquire()
+        session_id = f"s{next(self._ids)}"
+        opening: dict[str, Any] = {}
+        try:
+            opening = write_pixels(image, self.image_dir / f"{session_id}.raw")
+            worker = await self.place_session(session_id, opening)
+        except BaseException:
+            self.forget_pixels(opening)
+            self.session_slots.release()
+            raise
+        return Session(self, session_id, opening, worker)
+
+    def forget_pixels(self, opening: dict[str, Any]) -> None:
+        """Delete a closed session's pixel file."""
+        if self.image_dir is not None and "pixels_file" in opening:
+            (self.image_dir / opening["pixels_file"]).unlink(missing_ok=True)
+
+    async def run_once(self, image: Image.Image, code: str, timeout_s: float | None = None) -> ExecResult:
+        """Open a session, run one snippet, close it."""
+        session = await self.open_session(image)
+        try:
+            return await session.execute(code, timeout_s)
+        finally:
+            await session.close()
+
+    async def place_session(self, session_id: str, opening: dict[str, Any]) -> TemplateWorker:
+        """Open the session on the least loaded live worker, replacing dead workers first."""
+        for _ in range(2):
+            await self._replace_dead_workers()
+            worker = min((w for w in self.workers if w.alive), key=lambda w: len(w.sessions))
+            try:
+                await worker.open_session(session_id, opening)
+                return worker
+            except WorkerDied:
+                continue
+        raise WorkerDied("could not open a session: sandbox workers keep dying")
+
+    def replace_dead_workers(self) -> None:
+        """Schedule the replacement of dead workers without waiting for it."""
+        task = asyncio.get_running_loop().create_task(self._replace_dead_workers())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _replace_dead_workers(self) -> None:
+        async with self._respawn_lock:
+            for index, worker in enumerate(self.workers):
+                if not worker.alive:
+                    await worker.stop()
+                    replacement = TemplateWorker(self.config, index, self.image_dir)
+                    await replacement.start()
+                    self.workers[index] = replacement
+                    self.respawns += 1
+
+    @classmethod
+    def sync(cls, config: SandboxConfig | None = None) -> SyncSandboxPool:
+        """A blocking facade over a pool running in a background event loop."""
+        return SyncSandboxPool(config)
+
+
+class SyncSandboxPool:
+    """The pool for synchronous code: `with SandboxPool.sync(cfg) as pool: pool.run_once(img, code)`."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sandbox-pool", daemon=True)
+        self.pool: SandboxPool | None = None
+
+    def call(self, coroutine: Awaitable[T], timeout_s: float | None = None) -> T:
+        """Run a coroutine on the pool's loop and wait for its result."""
+        future: Future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
+        return future.result(timeout_s)
+
+    def start(self) -> Self:
+        self._thread.start()
+        try:
+            self.pool = self.call(self._make_pool())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    async def _make_pool(self) -> SandboxPool:
+        return await SandboxPool(self.config).start()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.call(self.pool.close())
+            self.pool = None
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open_session(self, image: Image.Image) -> SyncSession:
+        return SyncSession(self, self.call(self.pool.open_session(image)))
+
+    def run_once(self, image: Image.Image, code: str, timeout_s: float | None = None) -> ExecResult:
+        return self.call(self.pool.run_once(image, code, timeout_s))
+
+
+class SyncSession:
+    """Blocking view of a `Session`."""
+
+    def __init__(self, owner: SyncSandboxPool, session: Session) -> None:
+        self.owner = owner
+        self.session = session
+
+    def execute(self, code: str, timeout_s: float | None = None) -> ExecResult:
+        return self.owner.call(self.session.execute(code, timeout_s))
+
+    def close(self) -> None:
+        self.owner.call(self.session.close())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
