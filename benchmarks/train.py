@@ -1,6 +1,6 @@
-"""CPU tiny SFT throughput: tokens per second of `train_sft` on synthetic two-turn trajectories.
+"""CPU tiny training: SFT tokens/s and the GRPO step time split by phase (rollout / scoring / update).
 
-    .venv/bin/python benchmarks/train.py [--steps 20] [--batch-size 4] [--model DIR]
+    .venv/bin/python benchmarks/train.py [--steps 20] [--batch-size 4] [--model DIR] [--grpo-steps 4]
 
 Builds the tiny model (unless --model is given), trains on trajectories with two images each
 (user image + one tool-observation image), and prints one JSON object: mean tokens/s over the
@@ -58,6 +58,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--grpo-steps", type=int, default=4, help="GRPO steps to time (0: skip GRPO).")
+    parser.add_argument("--grpo-prompts", type=int, default=2, help="Prompts per GRPO step.")
+    parser.add_argument("--grpo-n", type=int, default=4, help="Rollouts per prompt.")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-train-"))
     model = args.model
@@ -73,10 +76,12 @@ def main() -> None:
     result = train_sft(config, rows, model, workdir / "run", progress=False)
     wall = time.perf_counter() - started
     timed = result.history[1:] or result.history
+    grpo = grpo_benchmark(model, workdir, args) if args.grpo_steps else None
     print(
         json.dumps(
             {
                 "benchmark": "sft_cpu_tiny",
+                "grpo": grpo,
                 "steps": result.steps,
                 "batch_size": args.batch_size,
                 "tokens_per_s": round(statistics.mean(r["tokens_per_s"] for r in timed), 1),
@@ -87,6 +92,36 @@ def main() -> None:
             }
         )
     )
+
+
+def grpo_benchmark(model: Path, workdir: Path, args: argparse.Namespace) -> dict:
+    """Median GRPO step time by phase on suite rows (all families), the first step left out as warm-up."""
+    from codedance_core.config.agent import RolloutConfig
+    from codedance_core.config.data import SuiteSpec
+    from codedance_core.config.sandbox import SandboxConfig
+    from codedance_core.config.train import GRPOConfig
+    from codedance_core.data.suite import make_row
+    from codedance_core.train.grpo import train_grpo
+
+    count = args.grpo_prompts * (args.grpo_steps + 1)
+    rows = [make_row(SuiteSpec(n=count), i) for i in range(count)]
+    config = GRPOConfig(
+        prompts_per_step=args.grpo_prompts, samples_per_prompt=args.grpo_n, max_steps=args.grpo_steps + 1,
+        learning_rate=1e-4, max_turns=3, checkpoint_every=10**6,
+    )
+    result = train_grpo(
+        config, rows, model, workdir / "grpo", rollout=RolloutConfig(max_new_tokens=64),
+        sandbox=SandboxConfig(workers=2), progress=False,
+    )
+    timed = result.history[1:] or result.history
+    phases = ("rollout_s", "scoring_s", "update_s", "step_s", "engine_s", "sandbox_s")
+    return {
+        "steps_timed": len(timed),
+        "trajectories_per_step": args.grpo_prompts * args.grpo_n,
+        **{f"{phase}_median": round(statistics.median(r[phase] for r in timed), 4) for phase in phases},
+        "response_tokens_mean": round(statistics.mean(r["response_tokens"] for r in timed), 1),
+        "tool_calls_per_trajectory": round(statistics.mean(r["tool_calls_per_trajectory"] for r in timed), 3),
+    }
 
 
 if __name__ == "__main__":

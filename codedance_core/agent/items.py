@@ -10,12 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 from PIL import Image
 
 from codedance_core.agent.prompts import PromptSet, get_prompts, initial_messages
 from codedance_core.agent.trajectory import RolloutItem
 from codedance_core.data.schemas import EvalItem, ImageRef, RLRow
 from codedance_core.models.images import decode_image, resize_for_model
+
+
+_OPTION = re.compile(r"\(([A-J])\)\s*(.+?)(?=\s*\([A-J]\)|\s+Answer\b|\n|$)")
+
+
+def options_in_question(question: str) -> list[str] | None:
+    """Choices written into the question as '(A) x (B) y ...', in letter order; None without any.
+    RL rows carry multiple-choice options only in their text, and the choice rule needs them to
+    accept an answer given as the option's text instead of its letter."""
+    found = _OPTION.findall(question)
+    letters = [letter for letter, _ in found]
+    if len(found) < 2 or letters != [chr(ord("A") + i) for i in range(len(found))]:
+        return None
+    return [text.strip() for _, text in found]
 
 
 def load_image(ref: ImageRef, min_pixels: int, max_pixels: int) -> Image.Image:
@@ -39,6 +55,7 @@ def item_from_rl_row(row: dict[str, Any], index: int, min_pixels: int, max_pixel
         gold=parsed.reward_model.ground_truth,
         data_source=parsed.data_source,
         question=question,
+        options=options_in_question(question),
     )
 
 

@@ -20,7 +20,7 @@ from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConf
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.config.synthesis import SynthesisConfig
-from codedance_core.config.train import SFTConfig
+from codedance_core.config.train import GRPOConfig, SFTConfig
 from codedance_core.storage import DEFAULT_STORE
 
 # The sections each stage reads; its cache key changes when one of them does.
@@ -29,6 +29,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "rewards": ("rewards",),
     "synthesis": ("synthesis", "sandbox", "rewards", "tiny_model", "model"),
     "sft": ("sft", "model", "tiny_model"),
+    "rl": ("grpo", "rollout", "rewards", "sandbox", "engine", "model"),
 }
 
 
@@ -67,6 +68,7 @@ class ProfileConfig(StrictModel):
         default_factory=SynthesisConfig, description="Verified trajectory synthesis (sandbox, rewards and pixels come from the profile)."
     )
     sft: SFTConfig = Field(default_factory=SFTConfig, description="Supervised fine-tuning (the cold start).")
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="RL: GRPO with the BAT reward.")
 
     @model_validator(mode="before")
     @classmethod

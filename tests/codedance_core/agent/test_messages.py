@@ -29,3 +29,4 @@ def test_messages_are_converted_and_counted() -> None:
     assert converted[0] == {"role": "system", "content": "sys"}
     assert converted[1]["content"][0] == {"type": "image"}
     assert count_images(messages) == count_images(converted) == 2
+

@@ -1,0 +1,355 @@
+"""GRPO with the BAT reward: roll out, score, update -- one function for a CPU process and Ray workers.
+
+`train_grpo` is the whole RL recipe (method.md sections 4 and 6). Each step:
+1. takes the next `prompts_per_step` prompts of a seeded per-epoch order (this worker's share);
+2. rolls out `samples_per_prompt` trajectories per prompt with the multi-turn tool loop and the
+   sandbox, sampling seeded by `seed + step` (see `grpo_rollout` for why that is reproducible);
+3. scores them: accuracy + format + BAT (d(mu) from the group's mean accuracy), group-normalised
+   advantages plus the turn-level correction on each assistant turn's tokens (`grpo_step`);
+4. updates the policy with the clipped, token-mean policy-gradient loss (`grpo_loss`).
+
+The engine generates with the current weights: on CPU the hf engine shares the trainer's model
+object; a colocated vLLM engine (GPU) is refreshed after every update. Under several workers
+(Ray Train, torchrun) each rolls out and scores its own prompts -- groups never straddle
+workers -- and the token-mean loss is normalised by the global token count, as in SFT.
+
+Logged every step: reward parts, accuracy, tool calls, execution success, d(mu), response
+length, clip fraction, entropy, KL, time split into rollout / scoring / update (metrics.jsonl
+and the callback); a few trajectories as JSON every K steps (`trajectories/`). Checkpoints
+(model, optimizer, scheduler, RNG states, data position) every K steps and at the end; running
+again with the same run directory resumes from the last complete one, exactly on CPU (tested
+with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from codedance_core.agent.items import item_from_rl_row
+from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.model import EngineConfig
+from codedance_core.config.rewards import RewardConfig
+from codedance_core.config.sandbox import SandboxConfig
+from codedance_core.config.train import GRPOConfig
+from codedance_core.rewards.judge import LLMJudge
+from codedance_core.train.checkpoint import (
+    MODEL_DIR,
+    CheckpointManager,
+    DataPosition,
+    read_trainer_state,
+    write_trainer_state,
+)
+from codedance_core.train.distributed import DistContext
+from codedance_core.train.grpo_metrics import batch_metrics, combine_ranks, trajectory_samples
+from codedance_core.train.grpo_rollout import (
+    CanonicalOrderEngine,
+    RolloutRunner,
+    canonical_group_order,
+    step_rollout_config,
+    sync_vllm_weights,
+)
+from codedance_core.train.grpo_step import Policy, score_batch, update_policy
+from codedance_core.train.model_setup import prepare_for_training, save_model_dir, trainable_parameter_groups
+
+MetricsCallback = Callable[[dict[str, float], int], None]
+METRICS_FILE = "metrics.jsonl"
+TRAJECTORY_DIR = "trajectories"
+FINAL_MODEL_DIR = "model"
+_RANK_SEED_STRIDE = 1_000_003  # workers sample different streams for different prompts
+
+
+@dataclass
+class GRPOResult:
+    """What a run did: where its model is, how far it got, what it measured."""
+
+    model_dir: Path
+    steps: int
+    resumed_from: str | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def load_rows(data: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """RL rows from a parquet URI (local or s3://) or as given; decoded into items step by step."""
+    if not isinstance(data, str):
+        return list(data)
+    from codedance_core.data.io import iter_batches
+
+    return [row for batch in iter_batches(data) for row in batch.to_pylist()]
+
+
+def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
+    """The prompt order of one epoch: a function of (seed, epoch) only, so resume needs no state."""
+    return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def steps_per_epoch(rows: int, config: GRPOConfig) -> int:
+    if rows < config.prompts_per_step:
+        raise ValueError(f"{rows} prompts cannot fill one step of prompts_per_step={config.prompts_per_step}")
+    return rows // config.prompts_per_step  # the last partial batch is dropped, as verl does
+
+
+def total_steps_of(config: GRPOConfig, rows: int) -> int:
+    return config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch(rows, config)
+
+
+def step_prompt_indices(config: GRPOConfig, position: DataPosition, rows: int, dist: DistContext) -> list[int]:
+    """This worker's prompts for the step at `position`."""
+    order = epoch_order(config.seed, position.epoch, rows)
+    step_prompts = order[position.batch_in_epoch * config.prompts_per_step :][: config.prompts_per_step]
+    share = config.prompts_per_step // dist.world_size
+    return [int(i) for i in step_prompts[dist.rank * share : (dist.rank + 1) * share]]
+
+
+@dataclass
+class _Run:
+    """State of a run shared by the helpers below."""
+
+    config: GRPOConfig
+    dist: DistContext
+    policy: Policy
+    runner: RolloutRunner
+    rollout: RolloutConfig
+    rewards: RewardConfig
+    judge: LLMJudge | None
+    rows: list[dict[str, Any]]
+    checkpoints: CheckpointManager
+    run_dir: Path
+    position: DataPosition
+    total_steps: int
+    vllm_engine: Any = None
+    skipped_rows: int = 0
+
+
+def train_grpo(
+    config: GRPOConfig,
+    data: str | Sequence[dict[str, Any]],
+    model_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    rollout: RolloutConfig | None = None,
+    rewards: RewardConfig | None = None,
+    sandbox: SandboxConfig | None = None,
+    engine: EngineConfig | None = None,
+    judge: LLMJudge | None = None,
+    checkpoint_uri: str | None = None,
+    metrics_callback: MetricsCallback | None = None,
+    dist: DistContext | None = None,
+    progress: bool = True,
+) -> GRPOResult:
+    """Train the policy in `model_dir` with GRPO + BAT on RL rows; resumable from `run_dir`'s checkpoints.
+
+    `rollout`, `rewards`, `sandbox`, `engine` are the profile's sections (defaults if omitted);
+    `engine.kind` must be hf (CPU/GPU, shares the trainer's model) or vllm (GPU, synced each step).
+    """
+    from codedance_core.models import load_model_bundle
+
+    dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
+    if config.prompts_per_step % dist.world_size:
+        raise ValueError(f"prompts_per_step={config.prompts_per_step} does not split over {dist.world_size} workers")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    checkpoints = CheckpointManager(checkpoint_uri or run_dir / "checkpoints", keep=config.keep_checkpoints)
+    resume_name = checkpoints.latest()
+    resume_dir = checkpoints.local_path(resume_name) if resume_name else None
+    full_resume = resume_dir is not None and not config.lora.enabled
+    bundle = load_model_bundle(
+        resume_dir / MODEL_DIR if full_resume else model_dir,
+        device=str(dist.device),
+        dtype="float32",
+        min_pixels=config.image_min_pixels,
+        max_pixels=config.image_max_pixels,
+    )
+    adapter_dir = resume_dir / MODEL_DIR if resume_dir is not None and config.lora.enabled else None
+    model = prepare_for_training(bundle.model, config, adapter_dir)  # type: ignore[arg-type]
+    bundle.model = model
+    rows = load_rows(data)
+    run = _setup(config, dist, bundle, model, model_dir, rows, rollout, rewards, sandbox, engine, judge)
+    run.checkpoints, run.run_dir = checkpoints, run_dir
+    try:
+        if resume_dir is not None:
+            run.position = read_trainer_state(resume_dir, run.policy.optimizer, run.policy.scheduler)
+        if run.vllm_engine is not None:
+            sync_vllm_weights(run.vllm_engine, _merged(model))
+        history = _train_loop(run, metrics_callback, progress)
+        latest = checkpoints.latest()
+        if not latest or checkpoints.step_of(latest) != run.position.step:
+            _save_checkpoint(run)
+    finally:
+        run.runner.close()
+    final_dir = run_dir / FINAL_MODEL_DIR
+    if dist.is_main:
+        save_model_dir(model, bundle, final_dir, merge_lora=config.lora.merge_on_save)
+    dist.barrier()
+    return GRPOResult(final_dir, run.position.step, resume_name, history)
+
+
+def _setup(
+    config: GRPOConfig,
+    dist: DistContext,
+    bundle: Any,
+    model: Any,
+    model_dir: str | Path,
+    rows: list[dict[str, Any]],
+    rollout: RolloutConfig | None,
+    rewards: RewardConfig | None,
+    sandbox: SandboxConfig | None,
+    engine_config: EngineConfig | None,
+    judge: LLMJudge | None,
+) -> _Run:
+    from codedance_core.engines.hf import HFEngine
+    from codedance_core.models import load_model_bundle
+
+    optimizer = torch.optim.AdamW(
+        trainable_parameter_groups(model, config.weight_decay), lr=config.learning_rate, betas=config.adam_betas
+    )
+    warmup = config.warmup_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    reference = None
+    if config.kl_coef > 0:
+        reference = load_model_bundle(model_dir, device=str(dist.device), dtype="float32").model
+        reference.requires_grad_(False)
+    trainer_model = model
+    if dist.distributed:
+        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
+        trainer_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    policy = Policy(trainer_model, bundle, optimizer, scheduler, config, dist, reference)
+    kind = engine_config.kind if engine_config is not None else "hf"
+    vllm_engine = None
+    if kind == "hf":
+        engine: Any = HFEngine(bundle, max_batch_size=engine_config.max_batch_size if engine_config else 64)
+    elif kind == "vllm":
+        from codedance_core.engines.vllm import VLLMEngine
+
+        local = engine_config.model_copy(  # type: ignore[union-attr]
+            update={"model": str(model_dir), "gpu_memory_utilization": config.rollout_gpu_share}
+        )
+        engine = vllm_engine = VLLMEngine(local, seed=config.seed + dist.rank)
+    else:
+        raise ValueError(f"GRPO needs token-level rollouts from a local engine (hf or vllm), not {kind!r}")
+    if config.deterministic_rollout:
+        engine = CanonicalOrderEngine(engine)
+    runner = RolloutRunner(engine, sandbox or SandboxConfig(), bundle)
+    total = total_steps_of(config, len(rows))
+    return _Run(
+        config, dist, policy, runner, rollout or RolloutConfig(), rewards or RewardConfig(), judge, rows,
+        None, None, DataPosition(), total, vllm_engine,  # type: ignore[arg-type]  # set by the caller
+    )
+
+
+def _items(run: _Run, indices: list[int]) -> list[RolloutItem]:
+    from codedance_core.models.images import pixel_bounds
+
+    min_pixels, max_pixels = pixel_bounds(run.policy.bundle.image_processor)
+    items = []
+    for index in indices:
+        try:
+            items.append(item_from_rl_row(run.rows[index], index, min_pixels, max_pixels))
+        except (ValueError, KeyError, TypeError, OSError):  # a bad row skips its group, never the run
+            run.skipped_rows += 1
+    return items
+
+
+def _train_loop(run: _Run, callback: MetricsCallback | None, progress: bool) -> list[dict[str, float]]:
+    config, position = run.config, run.position
+    history: list[dict[str, float]] = []
+    per_epoch = steps_per_epoch(len(run.rows), config)
+    bar = tqdm(total=run.total_steps, initial=position.step, desc="grpo", disable=not (progress and run.dist.is_main))
+    while position.step < run.total_steps:
+        metrics, scored = _step(run)
+        position.step += 1
+        position.batch_in_epoch += 1
+        if position.batch_in_epoch >= per_epoch:
+            position.epoch += 1
+            position.batch_in_epoch = 0
+        bar.update(1)
+        if position.step % config.trajectories_every == 0 and run.dist.is_main:
+            _save_trajectories(run, scored)
+        if position.step % config.log_every == 0 or position.step == run.total_steps:
+            history.append(_log(run, metrics, callback, bar))
+        if position.step % config.checkpoint_every == 0 and position.step < run.total_steps:
+            _save_checkpoint(run)
+    bar.close()
+    return history
+
+
+def _step(run: _Run) -> tuple[dict[str, float], Any]:
+    config, dist, position = run.config, run.dist, run.position
+    started = time.perf_counter()
+    items = _items(run, step_prompt_indices(config, position, len(run.rows), dist))
+    seed = config.seed + position.step + dist.rank * _RANK_SEED_STRIDE
+    rollout_config = step_rollout_config(
+        run.rollout, config.samples_per_prompt, config.max_turns, config.temperature, seed, config.deterministic_rollout
+    )
+    run.policy.model.eval()
+    trajectories, stats = run.runner.rollout(items, rollout_config)
+    if config.deterministic_rollout:
+        trajectories = canonical_group_order(trajectories, config.samples_per_prompt)
+    rolled = time.perf_counter()
+    scored = run.runner.run(
+        score_batch(trajectories, config.samples_per_prompt, run.rewards, run.judge, config.filter_equal_reward_groups)
+    )
+    scored_at = time.perf_counter()
+    update = update_policy(run.policy, scored)
+    if run.vllm_engine is not None:
+        sync_vllm_weights(run.vllm_engine, _merged(run.policy.bundle.model))
+    finished = time.perf_counter()
+    metrics = {
+        **batch_metrics(scored),
+        **update,
+        "rollout_s": rolled - started,
+        "scoring_s": scored_at - rolled,
+        "update_s": finished - scored_at,
+        "step_s": finished - started,
+        "engine_s": stats.engine_s,
+        "sandbox_s": stats.sandbox_s,
+        "skipped_rows": float(run.skipped_rows),
+    }
+    return combine_ranks(metrics, dist), scored
+
+
+def _merged(model: Any) -> Any:
+    """The weights an engine must serve: LoRA adapters merged into a copy, else the model itself."""
+    if hasattr(model, "merge_and_unload"):
+        import copy
+
+        return copy.deepcopy(model).merge_and_unload()
+    return model
+
+
+def _log(run: _Run, metrics: dict[str, float], callback: MetricsCallback | None, bar: Any) -> dict[str, float]:
+    row = {"step": run.position.step, "epoch": run.position.epoch, **metrics}
+    if run.dist.is_main:
+        with open(run.run_dir / METRICS_FILE, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
+        if callback is not None:
+            callback({k: float(v) for k, v in row.items() if k != "step"}, run.position.step)
+    return row
+
+
+def _save_trajectories(run: _Run, scored: Any) -> Path:
+    directory = run.run_dir / TRAJECTORY_DIR
+    directory.mkdir(exist_ok=True)
+    path = directory / f"step-{run.position.step:08d}.json"
+    path.write_text(json.dumps(trajectory_samples(scored, run.config.trajectories_per_save), indent=1))
+    return path
+
+
+def _save_checkpoint(run: _Run) -> str:
+    def write(directory: Path) -> None:
+        if run.dist.is_main:
+            save_model_dir(run.policy.bundle.model, run.policy.bundle, directory / MODEL_DIR)
+            write_trainer_state(directory, run.policy.optimizer, run.policy.scheduler, run.position)
+
+    return run.checkpoints.save(run.position.step, write, run.dist)

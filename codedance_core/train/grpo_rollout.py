@@ -1,0 +1,168 @@
+"""The rollout side of GRPO: one sandbox pool and event loop for the run, reproducible sampling,
+and putting the trainer's weights into the engine.
+
+Reproducibility. A step's rollouts are seeded (`seed + step`), but a seed alone does not fix what
+a batched engine samples: on transformers, the random draws a row gets depend on which other
+rows share its `generate` call and in what order, and the tool loop forms its batches as
+trajectories come back from the sandbox, i.e. by timing. So, with `deterministic_rollout`:
+- the loop waits for every live trajectory before each generation batch (turns in lockstep),
+  which makes each batch's *set* of requests a function of the step alone;
+- `CanonicalOrderEngine` orders every batch by content (token ids, then image bytes) before the
+  engine sees it, which makes the *order* a function of the set;
+- `canonical_group_order` sorts each group's trajectories by their tokens: two trajectories that
+  were identical up to some turn may receive each other's samples from there on, depending on
+  submission order, so only the group as a set is fixed -- and GRPO is invariant to the order
+  inside a group.
+That is what lets a run killed with SIGKILL resume to bit-identical parameters on CPU. vLLM
+seeds each request on its own, so there it only costs the lockstep.
+
+Weights. On CPU the hf engine generates with the trainer's very model object: nothing to sync.
+A vLLM engine holds its own copy, refreshed after every update by `sync_vllm_weights`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any, Self
+
+import torch
+
+from codedance_core.agent.rollout import Rollout, RolloutStats
+from codedance_core.agent.trajectory import RolloutItem, Trajectory
+from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.sandbox import SandboxConfig
+from codedance_core.engines.base import Completion, GenerationEngine, GenerationRequest, SamplingParams
+from codedance_core.models.bundle import ModelBundle
+from codedance_core.sandbox import SandboxPool
+
+# Long enough that a batch never leaves without a trajectory that is still running its code
+# (the sandbox's own timeout bounds how long that can take).
+LOCKSTEP_WAIT_MS = 3_600_000.0
+
+
+def request_key(request: GenerationRequest) -> tuple:
+    """A content key of a request: its tokens (or messages), then a digest of its images' pixels."""
+    tokens = tuple(request.token_ids) if request.token_ids is not None else ()
+    messages = json.dumps(request.messages, sort_keys=True, default=str) if request.messages else ""
+    digest = hashlib.sha1()
+    for image in request.images:
+        digest.update(f"{image.mode}{image.size}".encode())
+        digest.update(image.tobytes())
+    return (len(tokens), tokens, messages, digest.hexdigest())
+
+
+class CanonicalOrderEngine(GenerationEngine):
+    """Passes each batch to `inner` in content order and returns completions in request order."""
+
+    def __init__(self, inner: GenerationEngine) -> None:
+        self.inner = inner
+
+    def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> list[Completion]:
+        keys = [request_key(request) for request in requests]
+        order = sorted(range(len(requests)), key=keys.__getitem__)
+        completions = self.inner.generate([requests[i] for i in order], params)
+        result: list[Completion | None] = [None] * len(requests)
+        for position, index in enumerate(order):
+            result[index] = completions[position]
+        return [completion for completion in result if completion is not None]
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def canonical_group_order(trajectories: Sequence[Trajectory], group_size: int) -> list[Trajectory]:
+    """Each consecutive group of `group_size` sorted by (token ids, response text); sample_index renumbered."""
+    ordered: list[Trajectory] = []
+    for start in range(0, len(trajectories), group_size):
+        group = sorted(
+            trajectories[start : start + group_size], key=lambda t: (t.token_ids, t.response_text)
+        )
+        for index, trajectory in enumerate(group):
+            trajectory.sample_index = index
+        ordered.extend(group)
+    return ordered
+
+
+def step_rollout_config(
+    base: RolloutConfig,
+    samples_per_prompt: int,
+    max_turns: int,
+    temperature: float,
+    seed: int,
+    lockstep: bool,
+) -> RolloutConfig:
+    """The profile's rollout section with the RL hyperparameters and this step's seed."""
+    update: dict[str, Any] = {
+        "samples_per_prompt": samples_per_prompt,
+        "max_turns": max_turns,
+        "temperature": temperature,
+        "seed": seed,
+    }
+    if lockstep:
+        update["batch_wait_ms"] = LOCKSTEP_WAIT_MS
+    return base.model_copy(update=update)
+
+
+class RolloutRunner:
+    """One event loop and one sandbox pool for a whole run (starting a pool costs seconds)."""
+
+    def __init__(self, engine: GenerationEngine, sandbox: SandboxConfig, bundle: ModelBundle | None) -> None:
+        self.engine = engine
+        self.bundle = bundle
+        self._runner = asyncio.Runner()
+        self.pool = SandboxPool(sandbox)
+        self._runner.run(self.pool.start())
+
+    def rollout(self, items: Sequence[RolloutItem], config: RolloutConfig) -> tuple[list[Trajectory], RolloutStats]:
+        loop = Rollout(self.engine, self.pool, config, bundle=self.bundle)
+        trajectories = self._runner.run(loop.run(items))
+        return trajectories, loop.stats
+
+    def run(self, coroutine: Any) -> Any:
+        """Run another coroutine (the judge's scoring) on the same loop."""
+        return self._runner.run(coroutine)
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self.pool.close())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def named_weights(model: torch.nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
+    """The model's weights under the names `save_pretrained` writes (adapters merged away by the caller)."""
+    for name, tensor in model.state_dict().items():
+        yield name, tensor.detach()
+
+
+def sync_vllm_weights(engine: Any, model: torch.nn.Module) -> None:
+    """Load the trainer's current weights into a colocated vLLM engine, then drop its prefix cache.
+
+    vLLM's Qwen2.5-VL `load_weights` maps checkpoint names to its own, so the names `save_pretrained`
+    writes are what it takes. In-process engines (VLLM_ENABLE_V1_MULTIPROCESSING=0, as verl runs
+    them) expose the model directly; otherwise the weights go to each worker by `collective_rpc`.
+    GPU-only: not exercised by the CPU test suite.
+    """
+    llm = getattr(engine, "llm", engine)
+    weights = list(named_weights(model))
+    try:
+        runner_model = llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
+    except AttributeError:
+        runner_model = None
+    if runner_model is not None:
+        runner_model.load_weights(weights)
+    else:
+        def load(worker: Any) -> None:
+            worker.model_runner.model.load_weights(weights)
+
+        llm.collective_rpc(load)
+    llm.reset_prefix_cache()

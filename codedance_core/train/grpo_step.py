@@ -1,0 +1,311 @@
+"""One GRPO step after the rollout: score the trajectories, then update the policy on them.
+
+Scoring is the rewards package end to end (accuracy, format, BAT with the group's mean accuracy,
+group-normalised advantages plus the turn-level correction), followed by what only the trainer
+decides: which trajectories enter the loss. A trajectory the judge could not grade, a group
+filtered for having all-equal rewards, or a trajectory with no model token stays out.
+
+The update recomputes log-probs of the trajectory tokens under the current policy, from the
+very token ids and images the engine saw (`bundle.model_inputs`, so `mm_token_type_ids` and
+M-RoPE match generation), at the sampling temperature, and applies `grpo_loss`. Per-token arrays
+are kept per trajectory (index j = token j) and laid out into each micro-batch's padded target
+frame only when it is built, so micro-batching never changes the math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from codedance_core.agent.trajectory import Trajectory
+from codedance_core.config.rewards import RewardConfig
+from codedance_core.config.train import GRPOConfig
+from codedance_core.models.inputs import EncodedPrompt
+from codedance_core.rewards.judge import LLMJudge
+from codedance_core.rewards.score import (
+    BatchRewards,
+    TrajectoryInput,
+    TrajectoryScore,
+    batch_rewards,
+    batch_token_advantages,
+    score_trajectories,
+)
+from codedance_core.train.distributed import DistContext, autocast_dtype
+from codedance_core.train.grpo_loss import (
+    clipped_policy_loss,
+    selected_logprobs,
+    token_entropy,
+    token_weights,
+)
+
+
+@dataclass
+class ScoredBatch:
+    """A step's trajectories with their rewards, token advantages, and which ones train."""
+
+    trajectories: list[Trajectory]
+    group_ids: list[int]
+    scores: list[TrajectoryScore]
+    rewards: BatchRewards
+    advantages: list[np.ndarray]
+    keep: np.ndarray
+    groups_filtered: int = 0
+
+
+async def score_batch(
+    trajectories: Sequence[Trajectory],
+    group_size: int,
+    config: RewardConfig,
+    judge: LLMJudge | None = None,
+    filter_equal_reward_groups: bool = False,
+) -> ScoredBatch:
+    """Rewards and advantages of consecutive groups of `group_size` trajectories (one prompt each)."""
+    group_ids = [index // group_size for index in range(len(trajectories))]
+    inputs = [
+        TrajectoryInput(
+            response_text=t.response_text,
+            gold=t.item.gold,
+            data_source=t.item.data_source,
+            tool_statuses=t.tool_statuses,
+            question=t.item.question,
+            options=t.item.options,
+        )
+        for t in trajectories
+    ]
+    scores = await score_trajectories(inputs, config, judge)
+    rewards = batch_rewards(scores, group_ids, config)
+    advantages = batch_token_advantages(
+        rewards,
+        group_ids,
+        [t.tool_statuses for t in trajectories],
+        [t.turn_spans for t in trajectories],
+        [len(t.token_ids) for t in trajectories],
+        config,
+    )
+    keep = rewards.valid & np.array([sum(t.loss_mask) > 0 for t in trajectories], dtype=bool)
+    filtered = 0
+    if filter_equal_reward_groups:
+        for group in sorted(set(group_ids)):
+            members = [i for i, g in enumerate(group_ids) if g == group and rewards.valid[i]]
+            if members and np.ptp(rewards.rewards[members]) == 0:
+                keep[[i for i, g in enumerate(group_ids) if g == group]] = False
+                filtered += 1
+    return ScoredBatch(list(trajectories), group_ids, list(scores), rewards, advantages, keep, filtered)
+
+
+@dataclass
+class Policy:
+    """What an update needs: the (possibly wrapped) model, its bundle, optimizer and schedule."""
+
+    model: Any
+    bundle: Any
+    optimizer: Any
+    scheduler: Any
+    config: GRPOConfig
+    dist: DistContext
+    reference: Any = None  # frozen initial model when kl_coef > 0
+
+
+@dataclass
+class _Tallies:
+    """Sums over an update's tokens, turned into logged means at the end."""
+
+    tokens: float = 0.0
+    loss: float = 0.0
+    clipped: float = 0.0
+    entropy: float = 0.0
+    entropy_tokens: float = 0.0
+    kl: float = 0.0
+    ratio: float = 0.0
+    grad_norms: list[float] = field(default_factory=list)
+
+
+def _left_pad(rows: Sequence[Sequence[float]], width: int, dtype: torch.dtype) -> torch.Tensor:
+    padded = torch.zeros((len(rows), width), dtype=dtype)
+    for index, row in enumerate(rows):
+        if len(row):
+            padded[index, width - len(row) :] = torch.as_tensor(np.asarray(row), dtype=dtype)
+    return padded
+
+
+def generated_image_pads(trajectory: Trajectory, image_token_id: int) -> bool:
+    """Whether the model itself sampled an image pad: such a sequence no longer matches its images."""
+    return any(m and t == image_token_id for t, m in zip(trajectory.token_ids, trajectory.loss_mask, strict=True))
+
+
+def _encodable(trajectory: Trajectory, image_token_id: int, pad_token_id: int) -> EncodedPrompt:
+    """The trajectory as model input; image pads the model sampled become padding (the trajectory
+    is kept out of the loss by `update_policy`, but under DDP it still goes through the forward)."""
+    tokens = [
+        pad_token_id if m and t == image_token_id else t
+        for t, m in zip(trajectory.token_ids, trajectory.loss_mask, strict=True)
+    ]
+    return EncodedPrompt(tokens, trajectory.images)
+
+
+class MicroBatch:
+    """Trajectories laid out as one left-padded batch, per-token arrays in the target frame."""
+
+    def __init__(self, trajectories: Sequence[Trajectory], bundle: Any) -> None:
+        self.trajectories = list(trajectories)
+        image_id, pad_id = bundle.image_token_id, bundle.pad_token_id
+        self.inputs = bundle.model_inputs([_encodable(t, image_id, pad_id) for t in trajectories])
+        self.width = self.inputs["input_ids"].shape[1]
+        self.targets = self.inputs["input_ids"][:, 1:]
+
+    def frame(self, rows: Sequence[Sequence[float]], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Per-trajectory arrays (index j = token j) as a (B, W-1) target-frame tensor on the device."""
+        return _left_pad(rows, self.width, dtype)[:, 1:].to(self.targets.device)
+
+    def unframe(self, values: torch.Tensor) -> list[np.ndarray]:
+        """The inverse of `frame` for one value per target: index 0 (no prediction) is 0."""
+        result = []
+        for row, trajectory in zip(values.detach().float().cpu().numpy(), self.trajectories, strict=True):
+            length = len(trajectory.token_ids)
+            result.append(np.concatenate([[0.0], row[self.width - length :]]))
+        return result
+
+
+def _forward_logits(model: Any, batch: MicroBatch, policy: Policy) -> torch.Tensor:
+    amp = autocast_dtype(policy.config, policy.dist.device)  # type: ignore[arg-type]
+    with torch.autocast(policy.dist.device.type, dtype=amp, enabled=amp is not None):
+        return model(**batch.inputs, use_cache=False).logits[:, :-1]
+
+
+@torch.no_grad()
+def policy_logprobs(model: Any, trajectories: Sequence[Trajectory], policy: Policy) -> list[np.ndarray]:
+    """Log-probs of every trajectory token under `model` at the sampling temperature (no gradient)."""
+    result: list[np.ndarray] = []
+    size = policy.config.micro_batch_size
+    for start in range(0, len(trajectories), size):
+        batch = MicroBatch(trajectories[start : start + size], policy.bundle)
+        logits = _forward_logits(model, batch, policy)
+        result.extend(batch.unframe(selected_logprobs(logits, batch.targets, policy.config.temperature)))
+    return result
+
+
+def mini_batches(groups: Sequence[int], count: int) -> list[list[int]]:
+    """Split group ids into `count` consecutive slices of (nearly) equal size."""
+    return [list(part) for part in np.array_split(np.asarray(sorted(set(groups))), count) if len(part)]
+
+
+def update_policy(policy: Policy, scored: ScoredBatch) -> dict[str, float]:
+    """ppo_epochs x mini-batches optimizer updates on the kept trajectories; the update's metrics."""
+    config, dist = policy.config, policy.dist
+    image_id = policy.bundle.image_token_id
+    for index, trajectory in enumerate(scored.trajectories):
+        if generated_image_pads(trajectory, image_id):
+            scored.keep[index] = False
+    # Under DDP every rank must run the same number of backward passes: filtered trajectories stay
+    # in (with zero weight) instead of being dropped.
+    indices = list(range(len(scored.trajectories))) if dist.distributed else list(np.flatnonzero(scored.keep))
+    trajectories = [scored.trajectories[i] for i in indices]
+    policy.model.eval()
+    old, diff = _old_logprobs(policy, trajectories)
+    reference = policy_logprobs(policy.reference, trajectories, policy) if policy.reference is not None else None
+    policy.model.train()
+    tallies = _Tallies()
+    for epoch in range(config.ppo_epochs):
+        for groups in mini_batches([scored.group_ids[i] for i in indices], config.mini_batches_per_step):
+            chosen = [k for k, i in enumerate(indices) if scored.group_ids[i] in set(groups)]
+            _one_update(policy, scored, indices, chosen, old, reference, tallies, epoch == 0)
+    tokens = max(tallies.tokens, 1.0)
+    updates = max(len(tallies.grad_norms), 1)
+    return {
+        "loss": tallies.loss / updates,
+        "clip_frac": tallies.clipped / tokens,
+        "entropy": tallies.entropy / max(tallies.entropy_tokens, 1.0),
+        "kl_ref": tallies.kl / tokens,
+        "ratio_mean": tallies.ratio / tokens,
+        "grad_norm": float(np.mean(tallies.grad_norms)) if tallies.grad_norms else 0.0,
+        "updates": float(len(tallies.grad_norms)),
+        "rollout_logprob_abs_diff": diff,
+        "lr": float(policy.scheduler.get_last_lr()[0]),
+    }
+
+
+def _old_logprobs(policy: Policy, trajectories: Sequence[Trajectory]) -> tuple[list[np.ndarray], float]:
+    """The ratio's denominator per trajectory, and the mean |engine - trainer| log-prob gap."""
+    rollout = [np.asarray(t.logprobs, dtype=np.float64) for t in trajectories]
+    if policy.config.old_logprobs == "rollout" or not trajectories:
+        return rollout, 0.0
+    recomputed = policy_logprobs(policy.model, trajectories, policy)
+    masks = [np.asarray(t.loss_mask, dtype=bool) for t in trajectories]
+    gaps = np.concatenate([np.abs(r - c)[m] for r, c, m in zip(rollout, recomputed, masks, strict=True)])
+    return recomputed, float(gaps.mean()) if gaps.size else 0.0
+
+
+def _one_update(
+    policy: Policy,
+    scored: ScoredBatch,
+    indices: list[int],
+    chosen: list[int],
+    old: list[np.ndarray],
+    reference: list[np.ndarray] | None,
+    tallies: _Tallies,
+    first_epoch: bool,
+) -> None:
+    config, dist = policy.config, policy.dist
+    keep = [bool(scored.keep[indices[k]]) for k in chosen]
+    masks = [np.asarray(scored.trajectories[indices[k]].loss_mask, dtype=np.float32) * ok for k, ok in zip(chosen, keep)]
+    total_tokens = dist.sum_scalar(float(sum(m.sum() for m in masks)))
+    total_sequences = dist.sum_scalar(float(sum(keep)))
+    if total_tokens == 0:
+        return  # nothing to learn from in this mini-batch, on any rank: no step (no decay either)
+    size = config.micro_batch_size
+    starts = list(range(0, len(chosen), size))
+    for number, start in enumerate(starts):
+        part = chosen[start : start + size]
+        batch = MicroBatch([scored.trajectories[indices[k]] for k in part], policy.bundle)
+        last = number == len(starts) - 1
+        sync = nullcontext() if last or not dist.distributed else policy.model.no_sync()
+        with sync:
+            logits = _forward_logits(policy.model, batch, policy)
+            logp = selected_logprobs(logits, batch.targets, config.temperature)
+            mask = batch.frame([masks[start + j] for j in range(len(part))])
+            weights = token_weights(mask, config.loss_aggregation, total_tokens, total_sequences)
+            result = clipped_policy_loss(
+                logp,
+                batch.frame([old[k] for k in part]),
+                batch.frame([scored.advantages[indices[k]] for k in part]),
+                weights,
+                config.clip_low,
+                config.clip_high,
+                config.dual_clip,
+                batch.frame([reference[k] for k in part]) if reference is not None else None,
+                config.kl_coef,
+            )
+            loss = result.loss
+            entropy = token_entropy(logits if config.entropy_coef > 0 else logits.detach(), config.temperature)
+            if config.entropy_coef > 0:
+                loss = loss - config.entropy_coef * (entropy * weights).sum()
+            # DDP averages gradients over ranks; the weights already divide by the global count.
+            (loss * dist.world_size).backward()
+        counted = float(mask.sum())
+        tallies.loss += float(loss.detach())
+        tallies.clipped += result.clipped_tokens
+        tallies.kl += result.kl_sum
+        tallies.ratio += result.ratio_sum
+        if first_epoch:
+            tallies.entropy += float((entropy.detach() * mask).sum())
+            tallies.entropy_tokens += counted
+        tallies.tokens += counted
+    tallies.grad_norms.append(_apply_step(policy))
+
+
+def _apply_step(policy: Policy) -> float:
+    parameters = [p for p in policy.model.parameters() if p.requires_grad]
+    if policy.config.max_grad_norm > 0:
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, policy.config.max_grad_norm))
+    else:
+        grads = [p.grad.norm() for p in parameters if p.grad is not None]
+        norm = float(torch.norm(torch.stack(grads))) if grads else 0.0
+    policy.optimizer.step()
+    policy.scheduler.step()
+    policy.optimizer.zero_grad(set_to_none=True)
+    return norm
