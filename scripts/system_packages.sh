@@ -2,9 +2,10 @@
 # Install the Debian packages the project needs, where we can (root with apt).
 # Where we cannot, name them; under CI a missing one fails the run instead of skipping tests.
 set -euo pipefail
-# bubblewrap isolates the sandbox; shellcheck lints the infra/ scripts in tests.
-needed=(bubblewrap shellcheck)
-commands=(bwrap shellcheck)
+# bubblewrap isolates the sandbox; shellcheck lints the infra/ scripts in tests; chromium renders
+# the trajectory viewer in a browser test.
+needed=(bubblewrap shellcheck chromium)
+commands=(bwrap shellcheck chromium)
 missing=()
 for i in "${!needed[@]}"; do
   command -v "${commands[$i]}" >/dev/null 2>&1 || missing+=("${needed[$i]}")

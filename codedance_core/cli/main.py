@@ -25,7 +25,7 @@ app.add_typer(config_app, name="config")
 
 def _mount_subcommands() -> None:
     """Mount each part's sub-app; each imports its heavy dependencies lazily, inside commands."""
-    from codedance_core.cli import data, model, rewards, rollout, sandbox, serve, synthesize, train
+    from codedance_core.cli import data, evaluate, model, rewards, rollout, sandbox, serve, synthesize, train
 
     data.app.command("synthesize")(synthesize.synthesize)
     app.add_typer(data.app, name="data")
@@ -33,6 +33,7 @@ def _mount_subcommands() -> None:
     app.add_typer(model.app, name="model")
     app.command("serve")(serve.serve)
     app.command("rollout")(rollout.rollout)
+    app.command("eval")(evaluate.eval_command)
     app.add_typer(rewards.app, name="rewards")
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(train.app, name="train")

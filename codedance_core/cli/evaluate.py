@@ -1,0 +1,194 @@
+"""`codedance eval`: evaluate a served model (or a local checkpoint) on a benchmark.
+
+The options keep the original evaluation script's spellings, so its command lines still work:
+
+    codedance eval --model_name codedance-7b --api_url http://h1:8000/v1,http://h2:8000/v1 \\
+        --data_path hr_bench_4k.tsv --benchmark hrbench_4k --save_path results --num_workers 64
+
+and add `--model DIR` (no server), `--samples K` (avg@k), `--max_turns`, `--limit`. Outputs land
+in --save_path: result_*.jsonl (resumable), stats_*.json, viewer_*.html and plot_*.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+app = typer.Typer(help="Evaluate a model on a benchmark with the tool loop (codedance eval).")
+
+
+def _benchmark_help() -> str:
+    from codedance_core.evaluation.registry import BENCHMARKS
+
+    return "Benchmark entry: " + "; ".join(f"{b.name}: {b.expects}" for b in BENCHMARKS.values())
+
+
+def eval_command(
+    data_path: Annotated[
+        str, typer.Option("--data_path", "--data-path", help="The benchmark's file (or V* folder).")
+    ],
+    benchmark: Annotated[str, typer.Option("--benchmark", help=_benchmark_help())] = "parquet",
+    model_name: Annotated[
+        str,
+        typer.Option("--model_name", "--model-name", help="Model name (served name; used in file names)."),
+    ] = "",
+    api_url: Annotated[
+        str, typer.Option("--api_url", "--api-url", help="OpenAI-compatible base URL(s), comma-separated.")
+    ] = "",
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Local checkpoint directory (no server).")
+    ] = None,
+    save_path: Annotated[
+        str, typer.Option("--save_path", "--save-path", help="Output folder.")
+    ] = "eval_results",
+    num_workers: Annotated[
+        int, typer.Option("--num_workers", "--num-workers", help="Items in flight at once.")
+    ] = 32,
+    data_source: Annotated[
+        str, typer.Option("--data_source", "--data-source", help="Override every item's data_source.")
+    ] = "",
+    samples: Annotated[int, typer.Option("--samples", help="Samples per item (avg@k).")] = 1,
+    max_turns: Annotated[
+        int, typer.Option("--max_turns", "--max-turns", help="Model calls per item at most.")
+    ] = 7,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max_new_tokens", "--max-new-tokens", help="Tokens per turn.")
+    ] = 2048,
+    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy.")] = 0.0,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N items.")] = None,
+    judge_url: Annotated[
+        str,
+        typer.Option(
+            "--judge_url",
+            "--judge-url",
+            help="Judge base URL(s), comma-separated (default: $LLM_AS_A_JUDGE_BASE).",
+        ),
+    ] = "",
+    sandbox_workers: Annotated[
+        int, typer.Option("--sandbox_workers", "--sandbox-workers", help="Sandbox template processes.")
+    ] = 2,
+    device: Annotated[str, typer.Option("--device", help="Device for --model: auto, cpu, cuda.")] = "auto",
+    no_viewer: Annotated[
+        bool, typer.Option("--no_viewer", "--no-viewer", help="Skip the HTML viewer and plot.")
+    ] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the stats as JSON.")] = False,
+) -> None:
+    """Roll out every item with the tool loop, score it, and write results, stats, viewer and plot."""
+    from pydantic import ValidationError
+
+    from codedance_core.config.evaluation import EvalConfig
+    from codedance_core.config.rewards import JudgeConfig, RewardConfig
+    from codedance_core.config.sandbox import SandboxConfig
+
+    try:
+        config = EvalConfig(
+            benchmark=benchmark,
+            data_path=data_path,
+            data_source=data_source,
+            model_name=model_name,
+            api_urls=[url.strip() for url in api_url.split(",") if url.strip()],
+            model_dir=str(model) if model else "",
+            device=device,
+            save_path=save_path,
+            num_workers=num_workers,
+            samples=samples,
+            max_turns=max_turns,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            limit=limit,
+            write_viewer=not no_viewer,
+            sandbox=SandboxConfig(workers=sandbox_workers),
+            rewards=RewardConfig(
+                judge=JudgeConfig(base_urls=[u.strip() for u in judge_url.split(",") if u.strip()])
+            ),
+        )
+    except ValidationError as error:
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        outputs = run_evaluation(config, show_progress=progress and not as_json)
+    except ValueError as error:  # a wrong benchmark name or file layout: say what is expected
+        err_console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps({**outputs.stats, "outputs": {k: str(v) for k, v in outputs.paths.items()}}))
+        return
+    _print(outputs)
+
+
+app.command("eval")(eval_command)
+
+
+def run_evaluation(config, show_progress: bool = True):
+    """Build the engine the config names and run the evaluation; returns `EvalOutputs`."""
+    from codedance_core.evaluation.runner import EvalRunner
+
+    if config.model_dir:
+        from codedance_core.engines.hf import HFEngine
+        from codedance_core.models import load_model_bundle
+        from codedance_core.models.images import pixel_bounds
+
+        bundle = load_model_bundle(config.model_dir, device=config.device)
+        name = config.model_name or Path(config.model_dir).name
+        runner = EvalRunner(
+            config,
+            HFEngine(bundle),
+            name,
+            bundle=bundle,
+            pixel_bounds=pixel_bounds(bundle.image_processor),
+            show_progress=show_progress,
+        )
+        return asyncio.run(runner.run())
+    from codedance_core.engines.openai import OpenAIEngine
+
+    engine = OpenAIEngine(config.api_urls, model=config.model_name, concurrency=config.num_workers)
+
+    async def go():
+        try:
+            name = config.model_name or await served_model_name(config.api_urls[0])
+            return await EvalRunner(config, engine, name, show_progress=show_progress).run()
+        finally:
+            await engine.aclose()
+
+    return asyncio.run(go())
+
+
+async def served_model_name(base_url: str) -> str:
+    """The first model a server lists at /models (what vLLM and `codedance serve` report)."""
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.get(f"{base_url.rstrip('/')}/models")
+        response.raise_for_status()
+        return str(response.json()["data"][0]["id"])
+
+
+def _print(outputs) -> None:
+    stats = outputs.stats
+    low, high = stats["accuracy_ci95"]
+    table = Table(title=f"{stats['model']} on {stats['dataset']}")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("items / trajectories", f"{stats['items']} / {stats['trajectories']}")
+    table.add_row(
+        f"accuracy (avg@{stats['samples_per_item']})",
+        f"{100 * stats['accuracy']:.1f}%  [{100 * low:.1f}, {100 * high:.1f}] ({stats['ci_method']})",
+    )
+    for key in ("judge_score", "turns", "tool_call_rate", "code_success_rate", "failures"):
+        value = stats[key]
+        table.add_row(
+            key, "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        )
+    table.add_row("ran / resumed", f"{outputs.ran} / {outputs.skipped}")
+    for key, path in outputs.paths.items():
+        table.add_row(key, str(path))
+    console.print(table)

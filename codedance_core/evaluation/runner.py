@@ -1,0 +1,221 @@
+"""The evaluation run: load a benchmark, roll out every item with the tool loop, score, write, report.
+
+One process, one event loop, one sandbox pool. The original started a pool of 32 processes,
+each with its own client and its own copy of everything; waiting on a model endpoint is I/O,
+so here items are coroutines instead: `num_workers` of them in flight share one HTTP client
+(keep-alive connections, load-balanced base URLs), and memory does not grow with concurrency.
+
+- With a served model (HTTP engine) each item is its own small rollout, `num_workers` at a
+  time, so a slow item never holds back the others.
+- With a local checkpoint (`--model DIR`) items go to the tool loop `num_workers` at a time,
+  so the engine generates their turns as one batch.
+
+Scoring is the reward's (`score_trajectories`: rules, then one judge round), with the
+benchmark's scorer. Rows are appended as items finish (see `results.py` for resumption), and
+the stats, the viewer and the plot are rebuilt from the final rows only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codedance_core.agent.rollout import Rollout
+from codedance_core.agent.trajectory import RolloutItem, Trajectory
+from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.evaluation import EvalConfig
+from codedance_core.config.rewards import RewardConfig
+from codedance_core.engines.base import GenerationEngine
+from codedance_core.evaluation.registry import Benchmark, LoadFailure, dataset_name, get_benchmark, load_items
+from codedance_core.evaluation.results import (
+    ResultFile,
+    failure_row,
+    item_keys,
+    output_paths,
+    scored_keys,
+    trajectory_row,
+    write_images,
+)
+from codedance_core.evaluation.stats import run_stats
+from codedance_core.rewards.judge import JudgeConfigError, LLMJudge
+from codedance_core.rewards.score import TrajectoryInput, score_trajectories
+from codedance_core.sandbox import SandboxPool
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalOutputs:
+    """What a run produced: the files, the stats, and how many trajectories ran this time."""
+
+    paths: dict[str, Path]
+    stats: dict[str, Any]
+    rows: list[dict[str, Any]]
+    ran: int
+    skipped: int
+
+
+def reward_config_for(benchmark: Benchmark, config: RewardConfig, data_sources: set[str]) -> RewardConfig:
+    """The reward config with the benchmark's scorer set for each of its data sources."""
+    if benchmark.scorer is None:
+        return config
+    by_source = dict(config.scorer_by_source)
+    by_source.update({source: benchmark.scorer for source in data_sources})
+    return config.model_copy(update={"scorer_by_source": by_source})
+
+
+def make_judge(config: EvalConfig) -> LLMJudge | None:
+    """The LLM judge when enabled and an endpoint is configured; without one, answers no rule
+    decides are recorded as judge_error (never a silent 0)."""
+    if not config.use_judge:
+        return None
+    try:
+        return LLMJudge(config.rewards.judge)
+    except JudgeConfigError as error:
+        _log.warning("no LLM judge: %s; free-form answers will be recorded as judge_error", error)
+        return None
+
+
+class EvalRunner:
+    """Evaluates one model on one benchmark; `await runner.run()` does everything."""
+
+    def __init__(
+        self,
+        config: EvalConfig,
+        engine: GenerationEngine,
+        model_name: str,
+        *,
+        bundle: Any = None,
+        pixel_bounds: tuple[int, int] | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.model_name = model_name
+        self.bundle = bundle
+        self.pixel_bounds = pixel_bounds or (config.min_pixels, config.max_pixels)
+        self.show_progress = show_progress
+        self.benchmark = get_benchmark(config.benchmark)
+        self.rollout_config = RolloutConfig(
+            max_turns=config.max_turns,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            samples_per_prompt=config.samples,
+            seed=config.seed,
+        )
+
+    async def run(self) -> EvalOutputs:
+        loaded = load_items(
+            self.benchmark,
+            self.config.data_path,
+            *self.pixel_bounds,
+            limit=self.config.limit,
+            data_source=self.config.data_source,
+        )
+        dataset = dataset_name(self.benchmark, Path(self.config.data_path), self.config.data_source)
+        self.paths = output_paths(Path(self.config.save_path), self.model_name, dataset)
+        self.results = ResultFile(self.paths["result"])
+        wanted = {key for item in loaded for key in item_keys(item, self.config.samples)}
+        done = scored_keys(self.results.load()) & wanted
+        pending = [item for item in loaded if not set(item_keys(item, self.config.samples)) <= done]
+        self._write_load_failures([item for item in pending if isinstance(item, LoadFailure)], done)
+        items = [item for item in pending if isinstance(item, RolloutItem)]
+        sources = {item.data_source for item in items}
+        self.rewards = reward_config_for(self.benchmark, self.config.rewards, sources)
+        self.judge = make_judge(self.config)
+        if items:
+            await self._run_items(items, done)
+        rows = self._final_rows(loaded)
+        stats = self._write_reports(rows, dataset)
+        return EvalOutputs(self.paths, stats, rows, ran=len(items) * self.config.samples, skipped=len(done))
+
+    # -- rolling out and scoring ------------------------------------------------------------------
+    async def _run_items(self, items: list[RolloutItem], done: set) -> None:
+        local = self.bundle is not None
+        unit_size = self.config.num_workers if local else 1
+        units = [items[start : start + unit_size] for start in range(0, len(items), unit_size)]
+        limit = asyncio.Semaphore(1 if local else self.config.num_workers)
+        progress = _progress(len(items), self.show_progress, f"{self.model_name} on {self.benchmark.name}")
+        async with SandboxPool(self.config.sandbox) as pool:
+
+            async def run_unit(unit: list[RolloutItem]) -> None:
+                async with limit:
+                    trajectories = await Rollout(
+                        self.engine, pool, self.rollout_config, bundle=self.bundle
+                    ).run(unit)
+                    rows = await self._score(trajectories, done)
+                    await asyncio.to_thread(self.results.append, rows)
+                    progress.update(len(unit))
+
+            try:
+                await asyncio.gather(*(run_unit(unit) for unit in units))
+            finally:
+                progress.close()
+
+    async def _score(self, trajectories: Sequence[Trajectory], done: set) -> list[dict[str, Any]]:
+        inputs = [
+            TrajectoryInput(
+                response_text=t.response_text,
+                gold=t.item.gold,
+                data_source=t.item.data_source,
+                tool_statuses=t.tool_statuses,
+                question=t.item.question,
+                options=t.item.options,
+            )
+            for t in trajectories
+        ]
+        scores = await score_trajectories(inputs, self.rewards, self.judge)
+        return await asyncio.to_thread(self._rows, trajectories, scores, done)
+
+    def _rows(self, trajectories, scores, done: set) -> list[dict[str, Any]]:
+        # PNG encoding is CPU work: it runs in a thread so the event loop keeps other items moving.
+        rows = []
+        for trajectory, score in zip(trajectories, scores, strict=True):
+            if (trajectory.item.item_id, trajectory.sample_index) in done:
+                continue
+            images = write_images(trajectory, self.paths["images"], self.paths["result"].parent)
+            rows.append(trajectory_row(trajectory, score, images, self.model_name))
+        return rows
+
+    def _write_load_failures(self, failures: list[LoadFailure], done: set) -> None:
+        rows = [
+            row
+            for failure in failures
+            for row in failure_row(failure, self.model_name, self.config.samples)
+            if (row["item_id"], row["sample_index"]) not in done
+        ]
+        if rows:
+            self.results.append(rows)
+
+    # -- reports ----------------------------------------------------------------------------------
+    def _final_rows(self, loaded: Sequence[RolloutItem | LoadFailure]) -> list[dict[str, Any]]:
+        """One row per (item, sample) in benchmark order; the file is rewritten to exactly these."""
+        written = self.results.load()
+        rows = [
+            written[key] for item in loaded for key in item_keys(item, self.config.samples) if key in written
+        ]
+        self.results.rewrite(rows)
+        return rows
+
+    def _write_reports(self, rows: list[dict[str, Any]], dataset: str) -> dict[str, Any]:
+        stats = run_stats(rows, self.config.bootstrap_resamples)
+        stats = {"model": self.model_name, "dataset": dataset, "benchmark": self.benchmark.name, **stats}
+        self.paths["stats"].write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        if self.config.write_viewer:
+            from codedance_core.evaluation.plots import plot_accuracy
+            from codedance_core.evaluation.viewer import write_viewer
+
+            write_viewer(rows, stats, self.paths["viewer"], self.paths["result"].parent)
+            plot_accuracy(rows, self.paths["plot"], title=f"{self.model_name} on {dataset}")
+        return stats
+
+
+def _progress(total: int, enabled: bool, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="item", disable=not enabled, leave=False)

@@ -1,0 +1,102 @@
+"""Registry entries load their files into rollout items; bad rows become counted failures."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from codedance_core.agent.prompts import get_prompts
+from codedance_core.evaluation.loaders import BenchmarkFormatError
+from codedance_core.evaluation.registry import BENCHMARKS, LoadFailure, get_benchmark, load_items
+
+from .conftest import eval_parquet, png_bytes
+
+BOUNDS = (4 * 784, 256 * 784)
+
+
+def test_every_named_benchmark_is_registered_with_its_expected_layout() -> None:
+    for name in (
+        "suite",
+        "parquet",
+        "tsv",
+        "vstar",
+        "hrbench_4k",
+        "hrbench_8k",
+        "countbench",
+        "pixmo_count",
+        "chartqa",
+        "mathvista",
+        "mathverse",
+        "mathvision",
+        "wemath",
+    ):
+        assert BENCHMARKS[name].expects
+    assert get_benchmark("countbench").scorer == "count"
+    with pytest.raises(ValueError, match="known: suite"):
+        get_benchmark("mmmu")
+
+
+def test_eval_layout_parquet_becomes_items_with_our_prompt(tmp_path) -> None:
+    data = eval_parquet(tmp_path / "b.parquet", [("How many?", "3", "red"), ("Colour?", "red", "red")])
+    items = load_items(get_benchmark("parquet"), data, *BOUNDS, limit=1)
+    [item] = items
+    assert item.item_id == "0" and item.gold == "3" and item.data_source == "pixels"
+    assert item.messages[0]["content"] == get_prompts().system
+    assert item.messages[1]["content"].startswith("<image>\nHow many?")
+    assert item.images[0].size == (224, 224)
+
+
+def test_rl_layout_rows_keep_their_own_prompt(tmp_path) -> None:
+    row = {
+        "data_source": "suite_count",
+        "ability": "count",
+        "prompt": [
+            {"role": "system", "content": "own system"},
+            {"role": "user", "content": "<image>\nCount."},
+        ],
+        "images": [{"bytes": png_bytes(), "path": None}],
+        "reward_model": {"style": "rule", "ground_truth": "4"},
+        "extra_info": {"split": "test", "index": 7, "question": "Count."},
+    }
+    path = tmp_path / "suite_test.parquet"
+    pl.DataFrame([row]).write_parquet(path)
+    for name in ("suite", "parquet"):  # 'parquet' recognises the RL layout by its columns
+        [item] = load_items(get_benchmark(name), path, *BOUNDS)
+        assert (
+            item.item_id == "suite_count:7"
+            and item.gold == "4"
+            and item.messages[0]["content"] == "own system"
+        )
+
+
+def test_vstar_folder_reads_its_jsonl_and_image_paths(tmp_path) -> None:
+    (tmp_path / "direct_attributes").mkdir()
+    (tmp_path / "direct_attributes" / "a.png").write_bytes(png_bytes("blue"))
+    question = {
+        "image": "direct_attributes/a.png",
+        "text": "Colour of the cup?\n(A) blue\n(B) red",
+        "label": "A",
+        "category": "direct_attributes",
+        "question_id": 0,
+    }
+    (tmp_path / "test_questions.jsonl").write_text(json.dumps(question) + "\n")
+    [item] = load_items(get_benchmark("vstar"), tmp_path, *BOUNDS)
+    assert item.gold == "A" and item.data_source == "vstar" and "(A) blue" in item.question
+
+
+def test_a_bad_row_is_a_load_failure_not_a_crash(tmp_path) -> None:
+    path = tmp_path / "b.jsonl"
+    good = {"question": "q", "answer": "1", "image": "ok.png"}
+    (tmp_path / "ok.png").write_bytes(png_bytes())
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"question": "q", "answer": "1"}) + "\n")
+    items = load_items(get_benchmark("countbench"), path, *BOUNDS)
+    assert not isinstance(items[0], LoadFailure)
+    assert isinstance(items[1], LoadFailure) and "image" in items[1].reason
+    assert items[1].item_id == "countbench:1"
+
+
+def test_a_folder_for_a_file_benchmark_names_the_expected_layout(tmp_path) -> None:
+    with pytest.raises(BenchmarkFormatError, match="ChartQA parquet"):
+        load_items(get_benchmark("chartqa"), tmp_path, *BOUNDS)
