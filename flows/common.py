@@ -25,6 +25,12 @@ class ProfileParameters(BaseModel):
         return load_profile(self.profile, self.overrides)
 
 
+class LifecycleParameters(ProfileParameters):
+    """The lifecycle's form: the profile plus how many RL rounds to run."""
+
+    rl_rounds: int = Field(1, ge=0, le=20, description="RL rounds; each starts from the previous round's model.")
+
+
 @contextmanager
 def lifecycle_run(profile: ProfileConfig, name: str) -> Iterator[tuple[RunTracker, Tracking]]:
     """The parent MLflow run of a flow; yields it and the Tracking its stages log under."""

@@ -37,6 +37,8 @@ CODE_PARTS: dict[str, tuple[str, ...]] = {
     "validate_dataset": ("data", "config/data.py"),
     "synthesize_trajectories": ("synthesis", "sandbox", "rewards", "agent", "data", "models/images.py", "config"),
     "train_sft_stage": ("train", "models", "config", "agent"),
+    "train_rl_round": ("train", "models", "config", "agent", "rewards", "sandbox", "engines"),
+    "evaluate_checkpoint_task": ("evaluation", "agent", "rewards", "sandbox", "engines", "models", "config"),
 }
 
 

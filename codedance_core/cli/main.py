@@ -25,8 +25,20 @@ app.add_typer(config_app, name="config")
 
 def _mount_subcommands() -> None:
     """Mount each part's sub-app; each imports its heavy dependencies lazily, inside commands."""
-    from codedance_core.cli import data, evaluate, model, rewards, rollout, sandbox, serve, synthesize, train
+    from codedance_core.cli import (
+        data,
+        evaluate,
+        filter,
+        model,
+        rewards,
+        rollout,
+        sandbox,
+        serve,
+        synthesize,
+        train,
+    )
 
+    data.app.command("filter")(filter.filter_command)
     data.app.command("synthesize")(synthesize.synthesize)
     app.add_typer(data.app, name="data")
 

@@ -84,3 +84,33 @@ class EvalConfig(StrictModel):
         if self.min_pixels > self.max_pixels:
             raise ValueError("min_pixels must not exceed max_pixels")
         return self
+
+
+class EvalStageConfig(StrictModel):
+    """The `evaluation` section of a profile: how the lifecycle evaluates each checkpoint.
+
+    The model, the data and the output folder change per checkpoint, so they are not here; the
+    lifecycle turns this section into an `EvalConfig` for each (`for_checkpoint`).
+    """
+
+    benchmark: str = Field("suite", description="Registry entry evaluated by the lifecycle (the suite's test split).")
+    samples: int = Field(1, ge=1, description="Trajectories per item (avg@k).")
+    max_turns: int = Field(6, ge=1, description="Model calls per trajectory at most.")
+    max_new_tokens: int = Field(256, ge=1, description="Tokens one assistant turn may generate.")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy, as in the original's validation.")
+    num_workers: int = Field(32, ge=1, description="Items per generation batch.")
+    limit: int | None = Field(None, ge=1, description="Only the first N items.")
+    use_judge: bool = Field(False, description="Use the LLM judge (needs rewards.judge endpoints).")
+    promote_metric: str = Field("accuracy", description="The stats field that decides champion promotion.")
+
+    def for_checkpoint(
+        self, data_path: str, model_dir: str, save_path: str, rewards: RewardConfig, sandbox: SandboxConfig,
+        min_pixels: int, max_pixels: int, device: str = "auto",
+    ) -> EvalConfig:
+        return EvalConfig(
+            benchmark=self.benchmark, data_path=data_path, model_dir=model_dir, save_path=save_path,
+            samples=self.samples, max_turns=self.max_turns, max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature, num_workers=self.num_workers, limit=self.limit,
+            use_judge=self.use_judge, rewards=rewards, sandbox=sandbox, device=device,
+            min_pixels=min_pixels, max_pixels=max_pixels,
+        )

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
+from codedance_core.config.evaluation import EvalStageConfig
 from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
@@ -30,6 +31,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "synthesis": ("synthesis", "sandbox", "rewards", "tiny_model", "model"),
     "sft": ("sft", "model", "tiny_model"),
     "rl": ("grpo", "rollout", "rewards", "sandbox", "engine", "model"),
+    "evaluation": ("evaluation", "rewards", "sandbox", "model", "tiny_model"),
 }
 
 
@@ -69,6 +71,10 @@ class ProfileConfig(StrictModel):
     )
     sft: SFTConfig = Field(default_factory=SFTConfig, description="Supervised fine-tuning (the cold start).")
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="RL: GRPO with the BAT reward.")
+    evaluation: EvalStageConfig = Field(
+        default_factory=EvalStageConfig, description="How each checkpoint is evaluated and promoted."
+    )
+    registry_name: str = Field("codedance", description="MLflow registered model name of the final policy.")
 
     @model_validator(mode="before")
     @classmethod

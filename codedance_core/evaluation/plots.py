@@ -34,8 +34,9 @@ def plot_accuracy(rows: Sequence[Mapping[str, Any]], path: Path, title: str = ""
     groups = accuracy_groups(rows)
     names = list(groups)
     values = [100 * groups[name]["accuracy"] for name in names]
-    lows = [values[i] - 100 * groups[name]["accuracy_ci95"][0] for i, name in enumerate(names)]
-    highs = [100 * groups[name]["accuracy_ci95"][1] - values[i] for i, name in enumerate(names)]
+    # Clamped at 0: at accuracy 0 or 1 rounding can put the interval a hair past the value.
+    lows = [max(0.0, values[i] - 100 * groups[name]["accuracy_ci95"][0]) for i, name in enumerate(names)]
+    highs = [max(0.0, 100 * groups[name]["accuracy_ci95"][1] - values[i]) for i, name in enumerate(names)]
     figure, axis = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2), dpi=100)
     colours = ["#4477aa" if name.startswith("source") else "#cc6677" for name in names]
     axis.barh(names, values, xerr=[lows, highs], color=colours, capsize=3)

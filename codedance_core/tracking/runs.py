@@ -12,6 +12,7 @@ the data.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +29,14 @@ PARENT_TAG = "mlflow.parentRunId"
 DATASET_SOURCE_TYPE = "codedance_store"
 _PARAM_VALUE_LIMIT = 6000  # MLflow rejects longer param values
 _BATCH_LIMIT = 100  # params per log_batch call
+
+
+_METRIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def metric_name(name: str) -> str:
+    """A name MLflow accepts: 'avg@8' -> 'avg_8' (MLflow rejects '@' and most punctuation)."""
+    return _METRIC_NAME_UNSAFE.sub("_", name)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -94,7 +103,7 @@ class RunTracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        values = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        values = [Metric(metric_name(k), float(v), now, step) for k, v in metrics.items() if v is not None]
         for start in range(0, len(values), _BATCH_LIMIT):
             self.client.log_batch(self.run_id, metrics=values[start : start + _BATCH_LIMIT])
 

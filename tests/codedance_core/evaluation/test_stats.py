@@ -63,3 +63,12 @@ def test_accuracy_is_broken_down_by_data_source() -> None:
     rows = [row("a", 1.0, data_source="chart"), row("b", 0.0, data_source="count")]
     by_source = run_stats(rows)["by_data_source"]
     assert by_source["chart"]["accuracy"] == 1.0 and by_source["count"]["items"] == 1
+
+
+def test_plot_survives_all_wrong_and_all_right_groups(tmp_path) -> None:
+    from codedance_core.evaluation.plots import plot_accuracy
+
+    rows = [{"item_id": str(i), "acc": 0.0, "data_source": "a", "tool_calls": 0, "status": "scored"} for i in range(7)]
+    rows += [{"item_id": f"b{i}", "acc": 1.0, "data_source": "b", "tool_calls": 1, "status": "scored"} for i in range(3)]
+    path = plot_accuracy(rows, tmp_path / "plot.png")
+    assert path.stat().st_size > 1000

@@ -57,3 +57,9 @@ def test_datasets_record_lineage_by_uri_and_digest(tracking_uri: str, tmp_path: 
     assert ref.uri in logged["source"]
     assert ref.digest.split(":")[1].startswith(logged["digest"])
     assert logged["context"] == "training"
+
+
+def test_metric_names_mlflow_rejects_are_made_safe(tracking_uri: str) -> None:
+    run = RunTracker.start(tracking_uri, "exp", "eval")
+    run.log_metrics({"avg@8": 0.5, "accuracy": 0.4})
+    assert run.client.get_run(run.run_id).data.metrics == {"avg_8": 0.5, "accuracy": 0.4}

@@ -1,0 +1,39 @@
+"""The tiny profile's weak model: trained briefly without tools, it passes `direct` items more
+often than visual ones, so filtering with it removes more of the former."""
+
+from __future__ import annotations
+
+import pytest
+
+from codedance_core.config.data import SuiteSpec
+from codedance_core.data.suite import generate_rows, write_suite
+from codedance_core.filtering import FilterConfig, filter_dataset, local_weak_model, train_weak_model
+from codedance_core.filtering.weak_model import direct_answer_text
+
+VISUAL = ("suite_count", "suite_search", "suite_chart")
+
+
+def test_the_weak_model_target_is_a_direct_answer() -> None:
+    assert direct_answer_text("blue").endswith("<answer>blue</answer>")
+    with pytest.raises(ValueError, match="at least one"):
+        train_weak_model([], "unused")
+
+
+@pytest.mark.slow
+def test_filtering_with_the_trained_weak_model_drops_more_direct_items_than_visual_ones(tmp_path) -> None:
+    rows = list(generate_rows(SuiteSpec(n=150, seed=1, difficulty="easy")))
+    weak_dir = train_weak_model(rows, tmp_path / "weak", steps=1000)
+    candidates = str(tmp_path / "candidates.parquet")
+    write_suite(SuiteSpec(n=60, seed=2, difficulty="easy"), candidates)
+
+    config = FilterConfig(k=8, allow_tools=False, max_new_tokens=32, trivial_threshold=0.75, hard_max_pass_rate=0.25)
+    result = filter_dataset(
+        candidates, str(tmp_path / "kept.parquet"), local_weak_model(weak_dir, device="cpu"), config,
+        work_root=str(tmp_path / "work"),
+    )
+    by_source = result.report.to_dict()["by_source"]
+    direct_rate = by_source["suite_direct"]["mean_pass_rate"]
+    visual_rate = max(by_source[source]["mean_pass_rate"] for source in VISUAL)
+    assert direct_rate > visual_rate, by_source
+    dropped = {source: row["trivial"] / row["rows"] for source, row in by_source.items()}
+    assert dropped["suite_direct"] > max(dropped[source] for source in VISUAL), by_source
