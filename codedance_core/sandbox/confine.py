@@ -4,7 +4,7 @@ Bubblewrap already cut the whole template off from the network, the host's writa
 the host's processes. What it cannot do is separate the sessions that share one template from
 each other; that happens here, in the child, right after the fork:
 
-- a private mount namespace with its own tmpfs as the working directory (also bound on /tmp),
+- a private mount namespace with its own tmpfs as the working directory (TMPDIR points there),
   so no other session can even see its files, and it can write nowhere else;
 - a uid of its own, unprivileged: the capabilities the template kept are dropped, other
   sessions and the template cannot be signalled, and RLIMIT_NPROC counts only this session's
@@ -41,14 +41,17 @@ def die_with_parent() -> None:
 
 
 def private_workdir(workdir: str, uid: int, size_bytes: int) -> None:
-    """Mount a private tmpfs owned by `uid` on `workdir` and on /tmp, in a new mount namespace."""
+    """Mount a private tmpfs owned by `uid` on `workdir`, in a new mount namespace.
+
+    /tmp is not rebound here: the interpreter or virtualenv may live below /tmp (a CI checkout),
+    and a mount over /tmp would hide them. /tmp stays the template's read-only-for-sessions tmpfs,
+    and TMPDIR points at the workdir, so `tempfile` writes where the session may."""
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Private propagation: our mounts must not leak into the template's namespace.
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     options = f"size={size_bytes},mode=0700,uid={uid},gid={uid}".encode()
     flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
     _check(_libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", flags, options), f"mount tmpfs {workdir}")
-    _check(_libc.mount(workdir.encode(), b"/tmp", None, MS_BIND, None), "bind workdir on /tmp")
 
 
 def become_unprivileged(uid: int) -> None:

@@ -45,6 +45,7 @@ def sandbox_environment() -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "HOME": SESSION_DIR,
+        "TMPDIR": SESSION_DIR,
         "MPLBACKEND": "Agg",
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
@@ -82,7 +83,10 @@ def template_command(config: SandboxConfig, image_dir: Path) -> tuple[list[str],
 
 def filesystem_arguments(package_dir: Path, image_dir: Path) -> list[str]:
     """Read-only binds of what Python needs, the session mount point, then a read-only root."""
-    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    # /tmp first, so binds of an interpreter or virtualenv that lives below /tmp land on top of it;
+    # 0755: sessions (other uids) cannot write there, they write in their own SESSION_DIR.
+    args = ["--perms", "0755", "--tmpfs", "/tmp"]
+    args += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
     for name in SYSTEM_DIRS:
         path = Path("/") / name
         if path.is_symlink():
@@ -98,7 +102,7 @@ def filesystem_arguments(package_dir: Path, image_dir: Path) -> list[str]:
     args += ["--ro-bind", str(package_dir), SANDBOX_CODE_DIR]
     # Root-only (0700) on the host: the template reads it, the sessions' uids cannot.
     args += ["--ro-bind", str(image_dir), SANDBOX_IMAGE_DIR]
-    args += ["--dir", SESSION_DIR, "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    args += ["--dir", SESSION_DIR, "--proc", "/proc", "--dev", "/dev"]
     args += ["--remount-ro", "/"]
     return args
 

@@ -18,6 +18,7 @@ import mmap
 import os
 import socket
 import sys
+import tempfile
 import traceback
 from typing import Any, NoReturn
 
@@ -121,6 +122,9 @@ def confine_session(settings: dict[str, Any], uid: int, workdir: str) -> None:
         confine.apply_limits(*limits)
         confine.become_unprivileged(uid)
         os.environ["HOME"] = workdir
+        # /tmp is not writable for sessions (see confine.private_workdir): temp files go here.
+        os.environ["TMPDIR"] = workdir
+        tempfile.tempdir = workdir
     else:
         os.setsid()  # a process group of its own: the template kills the whole group
         confine.apply_limits(*limits)

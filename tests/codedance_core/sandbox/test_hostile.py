@@ -138,7 +138,7 @@ def test_100_mb_of_output_is_cut_off(hostile_pool, gradient_image):
     assert result.status == "output_limit"
 
 
-@pytest.mark.parametrize("target", ["/etc/pwned", "/root/pwned", "/usr/pwned", "/tmp/../pwned", "PROJECT"])
+@pytest.mark.parametrize("target", ["/etc/pwned", "/root/pwned", "/usr/pwned", "/tmp/pwned", "/tmp/../pwned", "PROJECT"])
 def test_writes_outside_the_session_directory_fail(hostile_pool, gradient_image, target):
     path = str(PROJECT_DIR / "pwned") if target == "PROJECT" else target
     result = run(hostile_pool, gradient_image, f"open({path!r}, 'w').write('x')")
@@ -152,6 +152,13 @@ def test_home_is_the_private_session_directory(hostile_pool, gradient_image):
     result = run(hostile_pool, gradient_image, code)
     assert result.ok and result.stdout.strip() == "/session"
     assert not Path("/session").exists() and not (Path.home() / "notes.txt").exists()
+
+
+def test_temporary_files_go_to_the_session_directory(hostile_pool, gradient_image):
+    # /tmp is shared by a template's sessions, so it is read-only for them; tempfile uses TMPDIR.
+    code = "import tempfile\nwith tempfile.NamedTemporaryFile() as f:\n    print(f.name)"
+    result = run(hostile_pool, gradient_image, code)
+    assert result.ok and result.stdout.startswith("/session/")
 
 
 def test_another_sessions_files_cannot_be_read(gradient_image):
