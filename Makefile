@@ -13,7 +13,7 @@ export RAY_AUTH_MODE := disabled
 # DeepSpeed probes for an accelerator at import and prints to stdout without this on CPU machines.
 export DS_ACCELERATOR ?= cpu
 
-.PHONY: setup system-packages demo test test-all lint bench ui deploy worker clean
+.PHONY: setup system-packages demo test test-all lint bench ui deploy worker mini clean
 
 setup: system-packages $(STAMP)
 
@@ -48,6 +48,10 @@ lint: setup
 # Performance figures (JSON); each script's docstring says what it measures and its targets.
 bench: setup
 	for b in sandbox rollout rewards train data; do echo "== $$b"; $(BIN)/python benchmarks/$$b.py || exit 1; done
+
+# Mini-CodeDance: the paper's claims in miniature (5 arms x 3 seeds; report in docs/mini-codedance).
+mini: setup
+	$(BIN)/codedance experiment mini --seeds 3 --tracking-uri sqlite:///.codedance/mlflow.db
 
 PREFECT_PORT ?= 4200
 MLFLOW_PORT ?= 5000

@@ -22,8 +22,15 @@ from tasks.evaluate import evaluate_checkpoint_task
 
 
 @flow(name="evaluate-checkpoint", log_prints=True)
-def evaluate_checkpoint(params: ProfileParameters | None = None, model_version: str | None = None) -> dict:
-    """Evaluate one version of the registered model (default: the challenger); returns its stats."""
+def evaluate_checkpoint(
+    params: ProfileParameters | None = None, model_version: str | None = None, params_json: str | None = None
+) -> dict:
+    """Evaluate one version of the registered model (default: the challenger); returns its stats.
+
+    `params_json` is how the deployment's trigger passes the lifecycle's own parameters (profile and
+    overrides, so the same store and tracking server) from the `codedance.model.registered` event."""
+    if params_json:
+        params = ProfileParameters.model_validate_json(params_json)
     params = params or ProfileParameters()
     profile = params.load()
     uri, name = profile.tracking.tracking_uri, profile.registry_name

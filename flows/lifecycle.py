@@ -69,7 +69,7 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
             latest = step(f"evaluate RL {index}", evaluate_checkpoint_task, *evaluate, policy, test, store_root, f"rl-{index}", tracking)
         promotion = step(
             "register + promote", register_and_promote, tracking, profile.registry_name, latest,
-            profile.evaluation.promote_metric, profile.name,
+            profile.evaluation.promote_metric, profile.name, params.model_dump_json(),
         )
         run.log_metrics({"final_accuracy": float(latest["stats"].get("accuracy", 0.0))})
         _report(steps, run.run_id, profile)

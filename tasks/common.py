@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -38,6 +40,7 @@ CODE_PARTS: dict[str, tuple[str, ...]] = {
     "synthesize_trajectories": ("synthesis", "sandbox", "rewards", "agent", "data", "models/images.py", "config"),
     "train_sft_stage": ("train", "models", "config", "agent"),
     "train_rl_round": ("train", "models", "config", "agent", "rewards", "sandbox", "engines"),
+    "register_and_promote": ("tracking",),
     "evaluate_checkpoint_task": ("evaluation", "agent", "rewards", "sandbox", "engines", "models", "config"),
 }
 
@@ -151,16 +154,34 @@ def ensure_ray(num_cpus: int | None = None) -> None:
         return
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=True)
+        _init_keeping_sigterm_handler(address=address, ignore_reinit_error=True, log_to_driver=True)
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(
+    _init_keeping_sigterm_handler(
         num_cpus=num_cpus or os.cpu_count() or 2,
         object_store_memory=256 * 1024 * 1024,  # else Ray claims a large share of RAM
         include_dashboard=False,
         ignore_reinit_error=True,
         log_to_driver=True,
     )
+
+
+def _init_keeping_sigterm_handler(**options: Any) -> None:
+    """ray.init, without losing the process's own SIGTERM handler.
+
+    ray.init replaces the SIGTERM handler with `sys.exit`. When a flow run is cancelled, the
+    Prefect worker SIGTERMs the flow-run process, and Prefect's handler is what turns that
+    signal into a cancellation (state Cancelled, on_cancellation hooks); under Ray's, the run
+    ends Crashed. Either way `run_on_ray` cancels its Ray task on the way out. Ray's handler is
+    kept only when the process had none of its own (a plain script).
+    """
+    import ray
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    ray.init(**options)
+    if callable(previous):
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_on_ray(

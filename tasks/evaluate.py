@@ -67,11 +67,14 @@ def _scalars(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if isinstance(v, (int, float, str))}
 
 
-@task(retries=2, retry_condition_fn=retry_on_infrastructure)
+@task(cache_key_fn=stage_cache_key, persist_result=True, retries=2, retry_condition_fn=retry_on_infrastructure)
 def register_and_promote(
-    tracking: Tracking, registry_name: str, evaluation: dict, metric: str, profile_name: str
+    tracking: Tracking, registry_name: str, evaluation: dict, metric: str, profile_name: str, params_json: str = "{}"
 ) -> dict:
-    """Register the checkpoint as `challenger`; make it `champion` when it beats the current one."""
+    """Register the checkpoint as `challenger`; make it `champion` when it beats the current one.
+    Cached on the evaluated model's digest: rerunning an unchanged lifecycle registers nothing new.
+    `params_json` (the lifecycle's parameters) travels in the event, so a triggered evaluation
+    uses the same store and tracking server."""
     from mlflow import MlflowClient
 
     from codedance_core.tracking import CHAMPION, promote_if_better, register_checkpoint, version_for_alias
@@ -88,16 +91,16 @@ def register_and_promote(
         tags = MlflowClient(tracking.tracking_uri).get_model_version(registry_name, champion).tags
         champion_score = float(tags.get(metric, "nan"))
     promoted = promote_if_better(tracking.tracking_uri, registry_name, version, score, champion_score)
-    _announce(registry_name, version, profile_name)
+    _announce(registry_name, version, profile_name, params_json)
     return {"version": version, "score": score, "champion_score": champion_score, "promoted": promoted}
 
 
-def _announce(name: str, version: str, profile: str) -> None:
+def _announce(name: str, version: str, profile: str, params_json: str) -> None:
     """Emit the event the `evaluate-checkpoint` deployment's trigger listens for."""
     from prefect.events import emit_event
 
     emit_event(
         "codedance.model.registered",
         resource={"prefect.resource.id": f"codedance.model.{name}.{version}"},
-        payload={"name": name, "version": version, "profile": profile},
+        payload={"name": name, "version": version, "profile": profile, "params_json": params_json},
     )

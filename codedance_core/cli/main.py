@@ -28,6 +28,7 @@ def _mount_subcommands() -> None:
     from codedance_core.cli import (
         data,
         evaluate,
+        experiment,
         filter,
         model,
         rewards,
@@ -49,6 +50,7 @@ def _mount_subcommands() -> None:
     app.add_typer(rewards.app, name="rewards")
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(train.app, name="train")
+    app.add_typer(experiment.app, name="experiment")
 
 
 _mount_subcommands()

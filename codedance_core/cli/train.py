@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 
 app = typer.Typer(
@@ -30,71 +29,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-
-
-def load_stage_config(profile: str, overrides: list[str], section: str, model: Any) -> tuple[Any, Any]:
-    """(the profile's `section` validated as `model`, the rest of the profile validated).
-
-    Works whether or not the profile model already declares the section: when it does not, the
-    section is split off and validated on its own.
-    """
-    from pydantic import ValidationError
-
-    from codedance_core.config.loader import (
-        ConfigError,
-        apply_override,
-        format_validation_error,
-        resolve_profile_path,
-        validate_tree,
-    )
-    from codedance_core.config.profile import ProfileConfig
-
-    path = resolve_profile_path(profile)
-    tree = yaml.safe_load(path.read_text()) or {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    if section in ProfileConfig.model_fields:
-        validated = validate_tree(tree, str(path))
-        return getattr(validated, section), validated
-    raw = tree.pop(section, None) or {}
-    validated = validate_tree(tree, str(path))
-    try:
-        return model.model_validate(raw), validated
-    except ValidationError as exc:
-        message = format_validation_error(exc, f"{path} ({section})")
-        raise ConfigError(message.replace("\n  ", f"\n  {section}.")) from None
-
-
-def load_sft_config(profile: str, overrides: list[str]) -> Any:
-    """The profile's `sft` section with overrides, validated (the profile itself is validated too).
-
-    Works whether or not the profile model already declares the `sft` section: when it does not,
-    the section is split off and validated on its own.
-    """
-    from pydantic import ValidationError
-
-    from codedance_core.config.loader import (
-        ConfigError,
-        apply_override,
-        format_validation_error,
-        resolve_profile_path,
-        validate_tree,
-    )
-    from codedance_core.config.profile import ProfileConfig
-    from codedance_core.config.train import SFTConfig
-
-    path = resolve_profile_path(profile)
-    tree = yaml.safe_load(path.read_text()) or {}
-    for assignment in overrides:
-        apply_override(tree, assignment)
-    if "sft" in ProfileConfig.model_fields:
-        return validate_tree(tree, str(path)).sft
-    section = tree.pop("sft", None) or {}
-    validate_tree(tree, str(path))
-    try:
-        return SFTConfig.model_validate(section)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"{path} (sft)").replace("\n  ", "\n  sft.")) from None
 
 
 @app.command("sft")
@@ -127,11 +61,11 @@ def sft(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Fine-tune on multi-turn trajectories, loss on assistant tokens only; resumes from OUT's checkpoints."""
-    from codedance_core.config.loader import ConfigError
+    from codedance_core.config.loader import ConfigError, load_profile
     from codedance_core.train.distributed import plan_resources
 
     try:
-        sft_config = load_sft_config(config, overrides or [])
+        sft_config = load_profile(config, overrides or []).sft
     except ConfigError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -187,15 +121,15 @@ def rl(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """GRPO with the BAT reward on multi-turn tool rollouts; resumes from OUT's checkpoints."""
-    from codedance_core.config.loader import ConfigError
-    from codedance_core.config.train import GRPOConfig
+    from codedance_core.config.loader import ConfigError, load_profile
     from codedance_core.train.grpo_ray import plan_grpo_resources
 
     try:
-        grpo_config, profile = load_stage_config(config, overrides or [], "grpo", GRPOConfig)
+        profile = load_profile(config, overrides or [])
     except ConfigError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    grpo_config = profile.grpo
     sections = {name: getattr(profile, name) for name in ("rollout", "rewards", "sandbox", "engine")}
     if dry_run:
         plan = {

@@ -17,6 +17,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+    import ray
+
+    ray.shutdown()  # the flows started a local Ray in this process; later tests may want another
 
 
 @pytest.fixture
@@ -29,4 +32,8 @@ def tiny_overrides(tmp_path: Path) -> list[str]:
         "data.train_size=20",
         "data.test_size=10",
         "tiny_model.vocab_size=1200",
+        "sft.epochs=1",
+        "grpo.max_steps=2",
+        "grpo.prompts_per_step=2",
+        "grpo.samples_per_prompt=2",
     ]

@@ -7,7 +7,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from codedance_core.config import load_profile
 from codedance_core.tracking import RunTracker
-from flows.common import ProfileParameters
+from flows.common import LifecycleParameters
 from flows.lifecycle import lifecycle
 
 
@@ -18,11 +18,11 @@ def task_states(flow_run_id) -> dict[str, str]:
 
 
 def test_lifecycle_runs_logs_lineage_then_reruns_from_cache(prefect_server, tiny_overrides) -> None:
-    params = ProfileParameters(profile="tiny", overrides=tiny_overrides)
+    params = LifecycleParameters(profile="tiny", overrides=tiny_overrides)
     first = lifecycle(params, return_state=True)
     assert first.is_completed()
     outputs = first.result()
-    assert outputs["suite_train"].rows == 20 and outputs["suite_test"].rows == 10
+    assert outputs["train"].rows == 20 and outputs["test"].rows == 10
     assert set(task_states(first.state_details.flow_run_id).values()) == {"Completed"}
     check_lineage(tiny_overrides)
 
@@ -41,14 +41,16 @@ def check_lineage(tiny_overrides: list[str]) -> None:
     [parent] = client.search_runs([experiment.experiment_id], filter_string="tags.`codedance.flow` = 'lifecycle'")
     children = RunTracker(profile.tracking.tracking_uri, parent.info.run_id).children()
     names = sorted(client.get_run(run_id).info.run_name for run_id in children)
-    assert names == ["suite-test", "suite-train"]
+    assert names == sorted(
+        ["suite-train", "suite-test", "synthesize", "sft", "evaluate-sft", "rl-round-1", "evaluate-rl-1"]
+    )
     train_run = next(r for r in children if client.get_run(r).info.run_name == "suite-train")
     [dataset] = RunTracker(profile.tracking.tracking_uri, train_run).datasets()
     assert dataset["context"] == "output" and "train.parquet" in dataset["source"]
 
 
 def test_a_bad_config_fails_before_any_task(prefect_server, tiny_overrides) -> None:
-    state = lifecycle(ProfileParameters(profile="tiny", overrides=[*tiny_overrides, "data.bogus=1"]), return_state=True)
+    state = lifecycle(LifecycleParameters(profile="tiny", overrides=[*tiny_overrides, "data.bogus=1"]), return_state=True)
     assert state.is_failed()
     assert "data.bogus: unknown key" in str(state.result(raise_on_failure=False))
     assert task_states(state.state_details.flow_run_id) == {}

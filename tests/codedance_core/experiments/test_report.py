@@ -1,0 +1,95 @@
+"""The report: pooled per-family numbers, honest verdicts on the claims, the markdown and the plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from codedance_core.experiments.report import (
+    aggregate,
+    compare,
+    family_metrics,
+    item_records,
+    judge_claims,
+    summarise,
+    write_report,
+)
+
+
+def records(family: str, correct: int, wrong: int, calls: int = 0, successes: int = 0) -> list[dict]:
+    """`correct` + `wrong` items of one family, each with the same tool use."""
+    make = lambda i, acc: {"item_id": f"{family}-{i}", "family": family, "acc": acc, "tool_calls": calls,
+                           "tool_successes": successes, "turns": 1 + calls}
+    return [make(i, 1.0) for i in range(correct)] + [make(correct + i, 0.0) for i in range(wrong)]
+
+
+def result(arm: str, seed: int, items: list[dict]) -> dict:
+    return {"arm": arm, "title": arm.replace("_", " "), "seed": seed, "items": items,
+            "families": family_metrics(items), "stats": {}}
+
+
+def test_item_records_keep_what_the_report_needs_and_name_the_family() -> None:
+    row = {"item_id": 7, "data_source": "suite_chart", "acc": 1.0, "tool_calls": 2, "tool_successes": 1, "turns": 3,
+           "conversation": ["large"]}
+    assert item_records([row]) == [
+        {"item_id": "7", "family": "chart", "acc": 1.0, "tool_calls": 2, "tool_successes": 1, "turns": 3}
+    ]
+
+
+def test_summarise_counts_tool_use_and_gives_a_wilson_interval() -> None:
+    values = summarise(records("count", 3, 1, calls=2, successes=1))
+    assert values["items"] == 4 and values["accuracy"] == 0.75
+    low, high = values["accuracy_ci95"]
+    assert 0.2 < low < 0.75 < high < 1.0
+    assert values["tool_calls_per_item"] == 2.0
+    assert values["code_success_rate"] == 0.5
+    assert values["turns"] == 3.0
+
+
+def test_family_metrics_groups_visual_families_apart_from_direct() -> None:
+    metrics = family_metrics(records("count", 2, 0, calls=1) + records("direct", 0, 2))
+    assert metrics["visual"]["items"] == 2 and metrics["visual"]["tool_calls_per_item"] == 1.0
+    assert metrics["direct"]["accuracy"] == 0.0 and metrics["direct"]["code_success_rate"] is None
+    assert metrics["all"]["items"] == 4
+    assert "chart" not in metrics
+
+
+def test_aggregate_pools_items_over_seeds_and_keeps_each_seed() -> None:
+    table = aggregate([result("tool_sft", 0, records("count", 4, 0)), result("tool_sft", 1, records("count", 0, 4))])
+    pooled = table["tool_sft"]["groups"]["count"]
+    assert pooled["items"] == 8 and pooled["accuracy"] == 0.5
+    assert pooled["seed_accuracy"] == {"0": 1.0, "1": 0.0}
+
+
+def test_compare_says_inconclusive_when_the_intervals_overlap() -> None:
+    strong, weak = summarise(records("count", 50, 0)), summarise(records("count", 0, 50))
+    assert compare(strong, weak) == "holds"
+    assert compare(weak, strong) == "does not hold"
+    assert compare(summarise(records("count", 3, 2)), summarise(records("count", 2, 3))) == "inconclusive"
+
+
+def test_claims_are_judged_from_the_numbers() -> None:
+    visual_tool = records("count", 40, 0, calls=1, successes=1)
+    results = [
+        result("text_sft", 0, records("count", 2, 38) + records("direct", 10, 0)),
+        result("tool_sft", 0, visual_tool + records("direct", 10, 0)),
+        result("rl_bat", 0, visual_tool + records("direct", 10, 0)),  # no better than tool SFT
+        result("rl_no_bat", 0, visual_tool + records("direct", 10, 0, calls=1, successes=1)),
+    ]
+    verdicts = {claim["claim"].split()[0] + claim["claim"].split()[1]: claim["verdict"] for claim in judge_claims(aggregate(results))}
+    assert verdicts == {"toolSFT": "holds", "RL(GRPO": "does not hold", "BATlowers": "holds"}
+
+
+def test_write_report_writes_markdown_summary_and_plots(tmp_path: Path) -> None:
+    results = [result(arm, seed, records("count", 3, 1, calls=1, successes=1) + records("direct", 2, 0))
+               for arm in ("text_sft", "tool_sft", "rl_bat", "rl_no_bat") for seed in (0, 1)]
+    meta = {"command": "codedance experiment mini --seeds=2", "seeds": [0, 1], "arms": ["text_sft"],
+            "config_digest": "abc123", "versions": {"torch": "2.13.0"}, "seconds": 90.0}
+    path = write_report(results, meta, tmp_path)
+    text = path.read_text()
+    assert "codedance experiment mini --seeds=2" in text and "abc123" in text and "torch 2.13.0" in text
+    assert "tool SFT beats text-only SFT" in text and "| rl bat |" in text
+    assert (tmp_path / "accuracy_by_family.png").stat().st_size > 1000
+    assert (tmp_path / "tool_calls.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["arms"]["tool_sft"]["groups"]["count"]["items"] == 8
