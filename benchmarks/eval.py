@@ -12,7 +12,11 @@ reply writes code (run in the real sandbox, isolation on), the second answers. W
   with a synchronous client and running the code in-process (no sandbox: that favours it);
 - peak memory of each, sampled every 50 ms over the whole process tree: the sum of RSS (the
   original issue's measure; it counts shared pages once per process) and the sum of PSS (shared
-  pages split between their sharers: what the machine really spends).
+  pages split between their sharers: what the machine really spends); and the main process's
+  alone (the harness without its sandbox sessions; the pool's parent);
+- CPU seconds per item (the side's whole process tree, and the model server's share): on a
+  machine with C cores, C / cpu_per_item bounds items/s whatever the concurrency, which is what
+  flattens the scaling curve on a small shared machine.
 
 Each side runs in its own child process so neither inherits the other's imports.
 
@@ -187,18 +191,26 @@ def tree_memory(root, stop: threading.Event, peaks: dict) -> None:
                 pss += info.pss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            if process is root:
+                peaks["main_rss_mib"] = max(peaks.get("main_rss_mib", 0), info.rss / 2**20)
+                peaks["main_pss_mib"] = max(peaks.get("main_pss_mib", 0), info.pss / 2**20)
         peaks["rss_mib"] = max(peaks.get("rss_mib", 0), rss / 2**20)
         peaks["pss_mib"] = max(peaks.get("pss_mib", 0), pss / 2**20)
         peaks["processes"] = max(peaks.get("processes", 0), len(processes))
         stop.wait(0.05)
 
 
-def measured(command: list[str], url: str) -> dict:
+def measured(command: list[str], url: str, server) -> dict:
+    import resource
+
     import httpx
     import psutil
 
     clock_url = url.removesuffix("/v1") + "/clock"
     httpx.post(clock_url + "/reset")
+    server_cpu = sum(psutil.Process(server.pid).cpu_times()[:2])
+    # Children that were waited for: the side and every descendant it reaped (its sandbox sessions).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, text=True, env={**os.environ, "DS_ACCELERATOR": "cpu"}
     )
@@ -212,6 +224,12 @@ def measured(command: list[str], url: str) -> dict:
     if child.returncode != 0:
         raise RuntimeError(f"{command[2:5]} failed with {child.returncode}")
     result = json.loads(output.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    side_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    server_cpu = sum(psutil.Process(server.pid).cpu_times()[:2]) - server_cpu
+    result["cpu_ms_per_item"] = 1000 * side_cpu / result["items"]
+    result["server_cpu_ms_per_item"] = 1000 * server_cpu / result["items"]
+    result["cpu_bound_items_per_s"] = os.cpu_count() / ((side_cpu + server_cpu) / result["items"])
     clock = httpx.get(clock_url).json()
     result["model_calls"] = clock["calls"]
     # items/s of the rollout phase (server clock), and of the whole run with its start-up and reports.
@@ -292,11 +310,12 @@ def report(args) -> None:
                         str(concurrency),
                     ],
                     url,
+                    server,
                 )
             pool_items = max(8, args.rounds * args.pool)
             data = write_data(Path(tmp) / "pool.parquet", pool_items)
             results["pool"] = measured(
-                [*me, "--side", "pool", "--url", url, "--data", data, "--n", str(args.pool)], url
+                [*me, "--side", "pool", "--url", url, "--data", data, "--n", str(args.pool)], url, server
             )
         print(json.dumps(summarise(results, args), indent=2))
     finally:
@@ -315,6 +334,9 @@ def summarise(results: dict, args) -> dict:
     pool = results["pool"]
     results["memory_ratio_rss"] = top["peak_rss_mib"] / pool["peak_rss_mib"]
     results["memory_ratio_pss"] = top["peak_pss_mib"] / pool["peak_pss_mib"]
+    # The harness process alone (its sandbox sessions excluded) against the whole pool.
+    results["memory_ratio_main_pss"] = top["peak_main_pss_mib"] / pool["peak_pss_mib"]
+    results["load_average"] = os.getloadavg()
     results["target"] = "scaling near-linear to 64; memory ratio (harness at max concurrency / pool) <= 0.2"
     return results
 

@@ -23,6 +23,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -33,9 +34,10 @@ from codedance_core.agent.prompts import PromptSet, get_prompts
 from codedance_core.agent.trajectory import RolloutItem, Trajectory, TurnRecord
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.engines.base import Completion, GenerationEngine, GenerationRequest, SamplingParams
-from codedance_core.models.bundle import ModelBundle
-from codedance_core.models.tokenizer import IM_END
 from codedance_core.sandbox import SandboxPool, Session
+
+if TYPE_CHECKING:  # a bundle means torch is loaded already; HTTP-only rollouts never import it
+    from codedance_core.models.bundle import ModelBundle
 
 CODE_STOP = "</code>"
 
@@ -139,6 +141,8 @@ class Rollout:
         self.prompts = prompts or get_prompts(config.prompt_version)
         self.stats = RolloutStats()
         if bundle is not None:
+            from codedance_core.models.tokenizer import IM_END  # transformers: only with a local model
+
             tokenizer = bundle.tokenizer
             self._im_end = tokenizer.convert_tokens_to_ids(IM_END)
             self._newline = tokenizer.encode("\n", add_special_tokens=False)

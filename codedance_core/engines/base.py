@@ -22,11 +22,12 @@ import abc
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image
 
-from codedance_core.models.inputs import EncodedPrompt
+if TYPE_CHECKING:  # models.inputs imports torch; HTTP-only processes never need it
+    from codedance_core.models.inputs import EncodedPrompt
 
 FinishReason = Literal["stop", "length", "error"]
 

@@ -11,6 +11,16 @@ Qwen2.5-VL's M-RoPE bookkeeping), with two hooks of ours:
 The model's own generation_config (a real Qwen checkpoint ships temperature 0.1, top_k 1,
 repetition_penalty 1.05) is overridden entirely: sampling is what `SamplingParams` says.
 
+Work that batching cannot share is not repeated:
+- the vision tower runs once per image object, not once per turn and sample: a multi-turn batch
+  sends every trajectory's question image again with each turn (and the samples of one prompt
+  share it), and re-encoding those was over half of a rollout's generation time on the tiny
+  model. `VisionEmbeddingCache` keeps the tower's outputs, keyed by image identity and by the
+  tower's weights (parameter storage and in-place version counters), so a training step between
+  rollouts invalidates them;
+- the stop-string check decodes only rows whose newest token can end a stop string (its text
+  holds a stop's last character, or a partial UTF-8 byte); the others are skipped by a lookup.
+
 Qwen2.5-VL keeps `rope_deltas` on the module during generation, so one model runs one batch at a
 time: the lock belongs to the model, shared by every engine over it; concurrency comes from
 batching, not threads.
@@ -23,7 +33,9 @@ import weakref
 from collections.abc import Sequence
 
 import torch
+from PIL import Image
 from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria, TopPLogitsWarper
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from codedance_core.config.model import EngineConfig
 from codedance_core.engines.base import (
@@ -48,13 +60,124 @@ def model_lock(model: torch.nn.Module) -> threading.Lock:
         return _MODEL_LOCKS.setdefault(model, threading.Lock())
 
 
-class _StepLog:
-    """Per-row state of one `generate` call, shared by the warper and the stopping criterion."""
+class VisionEmbeddingCache:
+    """The vision tower's output per image object, valid while the tower's weights are unchanged.
 
-    def __init__(self, rows: int) -> None:
+    Entries are keyed by `id(image)` and hold a weak reference (a new image reusing a dead one's id
+    is never served its embeddings); an entry is dropped as soon as its image is garbage collected,
+    so memory follows the images the caller still holds. `max_items` bounds it regardless.
+    """
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self.max_items = max_items
+        self.hits = 0
+        self.misses = 0
+        self._entries: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        self._weights_key: tuple | None = None
+
+    def embeddings(
+        self,
+        model: torch.nn.Module,
+        images: Sequence[Image.Image],
+        pixel_values: torch.Tensor,
+        grid: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """One embedding tensor per image occurrence; `pixel_values` and `grid` are the collated
+        inputs for exactly `images` (in order); only images not seen before go through the tower."""
+        key = _weights_key(model)
+        if key != self._weights_key:
+            self._entries.clear()
+            self._weights_key = key
+        pixels = torch.split(pixel_values, grid.prod(dim=-1).tolist())
+        missing: dict[int, int] = {}  # id(image) -> first occurrence
+        for index, image in enumerate(images):
+            if self._get(image) is None and id(image) not in missing:
+                missing[id(image)] = index
+        if missing:
+            order = list(missing.values())
+            encoded = model.get_image_features(
+                torch.cat([pixels[i] for i in order]), grid[order], return_dict=True
+            ).pooler_output
+            if len(self._entries) + len(order) > self.max_items:
+                self._entries.clear()
+            for index, embedding in zip(order, encoded, strict=True):
+                self._put(images[index], embedding)
+        self.misses += len(missing)
+        self.hits += len(images) - len(missing)
+        return tuple(self._get(image) for image in images)  # type: ignore[misc]  # all present now
+
+    def _get(self, image: Image.Image) -> torch.Tensor | None:
+        entry = self._entries.get(id(image))
+        return entry[1] if entry is not None and entry[0]() is image else None
+
+    def _put(self, image: Image.Image, embedding: torch.Tensor) -> None:
+        image_id = id(image)
+        entries = self._entries
+
+        def forget(reference: weakref.ref) -> None:
+            if entries.get(image_id, (None,))[0] is reference:
+                del entries[image_id]
+
+        entries[image_id] = (weakref.ref(image, forget), embedding)
+
+
+def _weights_key(model: torch.nn.Module) -> tuple:
+    """Changes whenever the vision tower's weights may have: new storage, or an in-place update
+    (an optimizer step or `load_state_dict` bumps each tensor's version counter)."""
+    visual = model.model.visual
+    return tuple((p.data_ptr(), p._version) for p in visual.parameters())
+
+
+_VISION_CACHES: weakref.WeakKeyDictionary[torch.nn.Module, VisionEmbeddingCache] = weakref.WeakKeyDictionary()
+
+
+def vision_cache(model: torch.nn.Module) -> VisionEmbeddingCache:
+    """The vision-embedding cache of `model`, shared by every engine over it (like its lock)."""
+    with _LOCKS_GUARD:
+        return _VISION_CACHES.setdefault(model, VisionEmbeddingCache())
+
+
+_STOP_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def stop_candidates(tokenizer, stops: Sequence[str]) -> torch.Tensor:
+    """Boolean mask over the vocabulary: tokens that can be the last token of a stop string.
+
+    Such a token's own text holds a stop's last character, or is a fragment of a multi-byte
+    character (decoded alone as U+FFFD) that may complete one. Computed once per tokenizer and
+    stop set, with one batched decode of the vocabulary.
+    """
+    per_tokenizer = _STOP_TOKENS.setdefault(tokenizer, {})
+    key = tuple(sorted(set(stops)))
+    if key not in per_tokenizer:
+        last_chars = {stop[-1] for stop in key}
+        size = max(len(tokenizer), max(tokenizer.get_vocab().values(), default=0) + 1)
+        texts = tokenizer.batch_decode([[token] for token in range(size)], skip_special_tokens=True)
+        per_tokenizer[key] = torch.tensor(
+            [("\ufffd" in text) or any(char in text for char in last_chars) for text in texts],
+            dtype=torch.bool,
+        )
+    return per_tokenizer[key]
+
+
+class _StepLog:
+    """Per-row state of one `generate` call, shared by the warper and the stopping criterion.
+
+    Log-probs are kept as one (rows,) tensor per step and cut per row at the end: no Python work
+    per row per step."""
+
+    def __init__(self, rows: int, device: torch.device) -> None:
         self.step_logprobs: torch.Tensor | None = None
-        self.logprobs: list[list[float]] = [[] for _ in range(rows)]
-        self.finished = [False] * rows
+        self.steps: list[torch.Tensor] = []
+        self.finished = torch.zeros(rows, dtype=torch.bool, device=device)
+        self.lengths = torch.zeros(rows, dtype=torch.long, device=device)
+
+    def row_logprobs(self) -> list[list[float]]:
+        """Each row's log-probs, up to and including the token that finished it."""
+        if not self.steps:
+            return [[] for _ in range(self.finished.shape[0])]
+        table = torch.stack(self.steps, dim=1).tolist()
+        return [row[:length] for row, length in zip(table, self.lengths.tolist(), strict=True)]
 
 
 class _RecordingWarper(LogitsProcessor):
@@ -77,40 +200,50 @@ class _TurnEnd(StoppingCriteria):
     """Collects the sampled tokens' log-probs and ends rows on end-of-turn tokens or stop strings."""
 
     def __init__(
-        self, log: _StepLog, prompt_width: int, eos_ids: Sequence[int], stops: Sequence[str], decode
+        self, log: _StepLog, prompt_width: int, eos_ids: Sequence[int], stops: Sequence[str], tokenizer
     ):
         self.log = log
         self.prompt_width = prompt_width
-        self.eos_ids = set(eos_ids)
+        self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long, device=log.finished.device)
         self.stops = list(stops)
-        self.decode = decode
+        self.tokenizer = tokenizer
+        self.may_end = stop_candidates(tokenizer, stops).to(log.finished.device) if stops else None
         # A stop string of B bytes fits in the last B tokens (a token is at least one byte).
         self.window = max((len(stop.encode()) for stop in stops), default=0) + 1
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        log = self.log
         new_tokens = input_ids[:, -1]
-        picked = self.log.step_logprobs.gather(1, new_tokens[:, None]).squeeze(1).tolist()
-        tokens = new_tokens.tolist()
-        for row, token in enumerate(tokens):
-            if self.log.finished[row]:
-                continue
-            self.log.logprobs[row].append(picked[row])
-            if token in self.eos_ids or (self.stops and self._ends_with_stop(input_ids[row])):
-                self.log.finished[row] = True
-        return torch.tensor(self.log.finished, dtype=torch.bool, device=input_ids.device)
+        log.steps.append(log.step_logprobs.gather(1, new_tokens[:, None]).squeeze(1))
+        live = ~log.finished
+        log.lengths += live.long()
+        ending = live & torch.isin(new_tokens, self.eos_ids)
+        if self.may_end is not None:
+            for row in (live & ~ending & self._may_end(new_tokens)).nonzero().flatten().tolist():
+                ending[row] = self._ends_with_stop(input_ids[row])
+        log.finished |= ending
+        return log.finished.clone()
+
+    def _may_end(self, tokens: torch.Tensor) -> torch.Tensor:
+        known = tokens < self.may_end.shape[0]
+        # a token beyond the tokenizer's vocabulary (padded embedding rows) is checked the slow way
+        return torch.where(known, self.may_end[tokens.clamp(max=self.may_end.shape[0] - 1)], True)
 
     def _ends_with_stop(self, row_ids: torch.Tensor) -> bool:
         tail = row_ids[max(self.prompt_width, row_ids.shape[0] - self.window) :].tolist()
-        return first_stop(self.decode(tail), self.stops) is not None
+        return first_stop(self.tokenizer.decode(tail, skip_special_tokens=True), self.stops) is not None
 
 
 class HFEngine(GenerationEngine):
     """transformers generation over a loaded `ModelBundle`."""
 
-    def __init__(self, bundle: ModelBundle, max_batch_size: int = 64) -> None:
+    def __init__(
+        self, bundle: ModelBundle, max_batch_size: int = 64, reuse_image_embeddings: bool = True
+    ) -> None:
         self.bundle = bundle
         self.max_batch_size = max_batch_size
         self._lock = model_lock(bundle.model)
+        self.vision_cache = vision_cache(bundle.model) if reuse_image_embeddings else None
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> HFEngine:
@@ -142,11 +275,10 @@ class HFEngine(GenerationEngine):
 
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[EncodedPrompt], params: SamplingParams) -> list[Completion]:
-        inputs = self.bundle.model_inputs(prompts)
+        inputs = self._model_inputs(prompts)
         width = inputs["input_ids"].shape[1]
-        log = _StepLog(len(prompts))
-        decode = self._decode
-        criterion = _TurnEnd(log, width, self.bundle.eos_token_ids, params.stop, decode)
+        log = _StepLog(len(prompts), inputs["input_ids"].device)
+        criterion = _TurnEnd(log, width, self.bundle.eos_token_ids, params.stop, self.bundle.tokenizer)
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
             do_sample=not params.greedy,
@@ -169,7 +301,21 @@ class HFEngine(GenerationEngine):
                 stopping_criteria=[criterion],
             )
         new_tokens = output.sequences[:, width:].tolist()
-        return [self._completion(new_tokens[row], log.logprobs[row], params) for row in range(len(prompts))]
+        logprobs = log.row_logprobs()
+        return [self._completion(new_tokens[row], logprobs[row], params) for row in range(len(prompts))]
+
+    def _model_inputs(self, prompts: list[EncodedPrompt]) -> dict:
+        """The collated batch, with the vision tower's outputs in place of pixels when caching:
+        `generate` then runs the tower on no image it has seen before."""
+        inputs = self.bundle.model_inputs(prompts)
+        if self.vision_cache is None or "pixel_values" not in inputs:
+            return inputs
+        images = [image for prompt in prompts for image in prompt.images]
+        embeddings = self.vision_cache.embeddings(
+            self.bundle.model, images, inputs.pop("pixel_values"), inputs["image_grid_thw"]
+        )
+        inputs["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=embeddings)}
+        return inputs
 
     def _completion(self, generated: list[int], logprobs: list[float], params: SamplingParams) -> Completion:
         token_ids = generated[: len(logprobs)]

@@ -1,7 +1,10 @@
 """Any OpenAI-compatible chat endpoint as an engine: served policies, the teacher, the judge.
 
 The network is the flaky part of the pipeline, so this engine is built around it:
-- one pooled `httpx.AsyncClient` per event loop (keep-alive connections, bounded concurrency);
+- pooled keep-alive connections per event loop, at most `concurrency` requests in flight, split
+  over several `httpx.AsyncClient`s of at most `CONNECTIONS_PER_CLIENT` connections each: httpcore
+  rescans its whole pool (quadratically) on every request, which at 64 connections cost seconds
+  of CPU per few hundred calls; small pools make that scan cheap;
 - retries with exponential backoff and jitter on 429, 5xx, timeouts and dropped connections,
   honouring `Retry-After`, each retry going to another base URL when there is one;
 - several base URLs, the least busy first (ties in round-robin order), for a pool of replicas;
@@ -22,6 +25,7 @@ import asyncio
 import itertools
 import os
 import random
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +42,7 @@ from codedance_core.engines.base import (
 from codedance_core.models.images import encode_data_url
 
 RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+CONNECTIONS_PER_CLIENT = 8
 
 
 class RetryableError(Exception):
@@ -62,7 +67,7 @@ def to_openai_messages(messages: Sequence[dict], images: Sequence) -> list[dict]
                 image = next(pending, None)
                 if image is None:
                     raise ValueError("more image parts in the messages than images")
-                out_parts.append({"type": "image_url", "image_url": {"url": encode_data_url(image)}})
+                out_parts.append({"type": "image_url", "image_url": {"url": _data_url(image)}})
             else:
                 out_parts.append(part)
         role = message["role"]
@@ -75,6 +80,26 @@ def to_openai_messages(messages: Sequence[dict], images: Sequence) -> list[dict]
         else:
             converted.append({"role": role, "content": out_parts})
     return converted
+
+
+_DATA_URLS: dict[int, tuple[weakref.ref, str]] = {}
+
+
+def _data_url(image) -> str:
+    """The image's data URL, encoded once per image object: every turn of a conversation sends its
+    images again, and PNG encoding was the harness's largest CPU cost after the HTTP pool."""
+    entry = _DATA_URLS.get(id(image))
+    if entry is not None and entry[0]() is image:
+        return entry[1]
+    url = encode_data_url(image)
+    image_id = id(image)
+
+    def forget(reference: weakref.ref) -> None:
+        if _DATA_URLS.get(image_id, (None,))[0] is reference:
+            del _DATA_URLS[image_id]
+
+    _DATA_URLS[image_id] = (weakref.ref(image, forget), url)
+    return url
 
 
 class OpenAIEngine(GenerationEngine):
@@ -107,7 +132,7 @@ class OpenAIEngine(GenerationEngine):
         self.in_flight = {url: 0 for url in self.base_urls}
         self.sent = {url: 0 for url in self.base_urls}
         self._turn = itertools.count()
-        self._clients: dict[int, tuple[httpx.AsyncClient, asyncio.Semaphore]] = {}
+        self._clients: dict[int, _ClientPool] = {}
 
     @classmethod
     def from_config(cls, config: EngineConfig, vllm_extensions: bool = False) -> OpenAIEngine:
@@ -147,9 +172,14 @@ class OpenAIEngine(GenerationEngine):
             payload = await self._payload(request, params)
         except (OSError, ValueError) as error:
             return Completion.failed(f"cannot build request: {error!r}")
-        client, semaphore = self._client()
-        async with semaphore:
-            return await self._post_with_retries(client, payload, params)
+        pool = self._client()
+        async with pool.semaphore:
+            client = pool.least_busy()
+            pool.busy[client] += 1
+            try:
+                return await self._post_with_retries(client, payload, params)
+            finally:
+                pool.busy[client] -= 1
 
     async def _post_with_retries(self, client: httpx.AsyncClient, payload: dict, params) -> Completion:
         last_url: str | None = None
@@ -223,7 +253,7 @@ class OpenAIEngine(GenerationEngine):
 
     async def _served_model(self) -> str:
         """The first model of /v1/models, asked once and remembered."""
-        client, _ = self._client()
+        client = self._client().least_busy()
         for attempt in range(self.max_retries + 1):
             url = self._pick_url(avoid=None)
             try:
@@ -256,22 +286,33 @@ class OpenAIEngine(GenerationEngine):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
-    def _client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        """The pooled client of the running event loop (an AsyncClient must not cross loops)."""
+    def _client(self) -> _ClientPool:
+        """The client pool of the running event loop (an AsyncClient must not cross loops)."""
         loop_id = id(asyncio.get_running_loop())
         if loop_id not in self._clients:
-            limits = httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            )
-            client = httpx.AsyncClient(timeout=self.timeout, limits=limits)
-            self._clients[loop_id] = (client, asyncio.Semaphore(self.concurrency))
+            self._clients[loop_id] = _ClientPool(self.concurrency, self.timeout)
         return self._clients[loop_id]
 
     async def aclose(self) -> None:
-        """Close the running loop's client."""
-        entry = self._clients.pop(id(asyncio.get_running_loop()), None)
-        if entry is not None:
-            await entry[0].aclose()
+        """Close the running loop's clients."""
+        pool = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if pool is not None:
+            await asyncio.gather(*(client.aclose() for client in pool.busy))
+
+
+class _ClientPool:
+    """`concurrency` connections as several small httpx clients, and the bound on requests in flight."""
+
+    def __init__(self, concurrency: int, timeout: httpx.Timeout) -> None:
+        clients = -(-concurrency // CONNECTIONS_PER_CLIENT)
+        size = -(-concurrency // clients)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        tls = httpx.create_ssl_context()  # one context: loading the CA bundle costs ~40 ms each
+        self.busy = {httpx.AsyncClient(timeout=timeout, limits=limits, verify=tls): 0 for _ in range(clients)}
+        self.semaphore = asyncio.Semaphore(concurrency)
+
+    def least_busy(self) -> httpx.AsyncClient:
+        return min(self.busy, key=self.busy.__getitem__)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -16,9 +16,12 @@ import binascii
 import io
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+if TYPE_CHECKING:  # transformers pulls torch (~400 MB); resizing and data URLs need neither
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 PATCH_SIZE = 14
 MERGE_SIZE = 2
@@ -66,6 +69,8 @@ def resize_for_model(image: Image.Image, min_pixels: int, max_pixels: int) -> Im
 
 def build_image_processor(min_pixels: int, max_pixels: int) -> Qwen2VLImageProcessorPil:
     """A Qwen2-VL image processor (Pillow backend) with the given area bounds."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
     return Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
 
 
@@ -77,6 +82,8 @@ def load_image_processor(
     A real checkpoint's preprocessor_config.json names the torch class; its values (patch size,
     merge size, bounds, mean/std) are what matter and the Pillow class reads them all.
     """
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
     processor = Qwen2VLImageProcessorPil.from_pretrained(str(model_dir))
     if min_pixels is not None or max_pixels is not None:
         bounds = pixel_bounds(processor)

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from codedance_core.engines import GenerationRequest, SamplingParams
-from codedance_core.engines.hf import HFEngine
+from codedance_core.engines.hf import HFEngine, stop_candidates
 from codedance_core.models import load_model_bundle
 from codedance_core.models.inputs import EncodedPrompt
 
@@ -164,3 +164,55 @@ def test_engines_over_one_model_share_its_lock(tiny_bundle, code_writer):
     """Generation keeps state on the model module, so two engines over it must not run at once."""
     assert HFEngine(tiny_bundle)._lock is HFEngine(tiny_bundle)._lock
     assert code_writer[0]._lock is not HFEngine(tiny_bundle)._lock  # another model, another lock
+
+
+# --- work not repeated across turns: vision embeddings, stop-string candidates ---------------------
+
+
+def test_cached_image_embeddings_give_the_same_completions(tiny_bundle, mixed_requests):
+    fresh = HFEngine(tiny_bundle, reuse_image_embeddings=False).generate(mixed_requests, GREEDY)
+    cached = HFEngine(tiny_bundle)
+    first = cached.generate(mixed_requests, GREEDY)
+    misses, hits = cached.vision_cache.misses, cached.vision_cache.hits
+    again = cached.generate(mixed_requests, GREEDY)  # the same two image objects: no tower run
+    assert (cached.vision_cache.misses, cached.vision_cache.hits) == (misses, hits + 2)
+    for reference, *others in zip(fresh, first, again):
+        for other in others:
+            assert other.token_ids == reference.token_ids
+            assert other.logprobs == pytest.approx(reference.logprobs, abs=1e-4)
+
+
+def test_a_new_image_object_is_encoded_and_a_known_one_is_not(tiny_bundle):
+    engine = HFEngine(tiny_bundle)
+    request = image_request("How many circles?", (10, 200, 30))
+    engine.generate([request], GREEDY)
+    misses = engine.vision_cache.misses
+    engine.generate([request, request], GREEDY)
+    assert engine.vision_cache.misses == misses
+    engine.generate([image_request("How many circles?", (10, 200, 30))], GREEDY)
+    assert engine.vision_cache.misses == misses + 1
+
+
+def test_a_weight_update_invalidates_cached_image_embeddings(tiny_model_dir):
+    bundle = load_model_bundle(tiny_model_dir, device="cpu", dtype="float32")  # we change its weights
+    engine = HFEngine(bundle)
+    request = image_request("Read the chart.", (0, 128, 255))
+    engine.generate([request], GREEDY)
+    with torch.no_grad():
+        for parameter in bundle.model.model.visual.parameters():
+            parameter.mul_(1.5)  # in place, as an optimizer step does
+    misses = engine.vision_cache.misses
+    after = engine.generate([request], GREEDY)[0]
+    assert engine.vision_cache.misses == misses + 1
+    reference = HFEngine(bundle, reuse_image_embeddings=False).generate([request], GREEDY)[0]
+    assert after.logprobs == pytest.approx(reference.logprobs, abs=1e-4)
+
+
+def test_stop_candidates_are_the_tokens_that_can_end_a_stop_string(tiny_bundle):
+    tokenizer = tiny_bundle.tokenizer
+    mask = stop_candidates(tokenizer, ["</code>"])
+    close_tag = tokenizer.convert_tokens_to_ids("</code>")
+    assert mask[close_tag]
+    for token in tokenizer.encode("abc 123 def", add_special_tokens=False):
+        assert not mask[token]
+    assert 0 < int(mask.sum()) < mask.numel()

@@ -248,3 +248,32 @@ def test_more_image_parts_than_images_is_a_request_error():
     with pytest.raises(ValueError, match="more image parts"):
         to_openai_messages([{"role": "user", "content": [{"type": "image"}]}], [])
     assert to_openai_messages([{"role": "user", "content": "x"}], []) == [{"role": "user", "content": "x"}]
+
+
+def test_concurrency_beyond_one_small_pool_stays_concurrent():
+    """20 requests in flight over several small connection pools: all overlap on the slow server."""
+
+    async def scenario():
+        async with ScriptedServer(["slow"]) as server:
+            engine = engine_for(server.url, concurrency=20)
+            started = asyncio.get_running_loop().time()
+            completions = await engine.agenerate([ask(str(i)) for i in range(20)], PARAMS)
+            elapsed = asyncio.get_running_loop().time() - started
+            clients = len(engine._client().busy)
+            await engine.aclose()
+            return completions, elapsed, clients
+
+    completions, elapsed, clients = run(scenario())
+    assert all(c.text == "ok" for c in completions)
+    assert clients == 3  # ceil(20 / CONNECTIONS_PER_CLIENT)
+    assert elapsed < 0.3 * 3  # one round of 0.3 s, not 20 nor 3 in a row
+
+
+def test_an_image_is_encoded_once_and_a_changed_one_again():
+    red, blue = Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))
+    part = [{"type": "image"}]
+    first = to_openai_messages([{"role": "user", "content": part}], [red])[0]["content"][0]
+    again = to_openai_messages([{"role": "user", "content": part}], [red])[0]["content"][0]
+    other = to_openai_messages([{"role": "user", "content": part}], [blue])[0]["content"][0]
+    assert first["image_url"]["url"] is again["image_url"]["url"]  # the same string object: no re-encode
+    assert other["image_url"]["url"] != first["image_url"]["url"]
