@@ -1,7 +1,7 @@
 """The CodeDance lifecycle as one Prefect flow.
 
     build or register the base model -> synthesise the task suite -> validate it
-    -> synthesise verified trajectories -> SFT -> evaluate
+    -> weak-to-strong filtering -> synthesise verified trajectories -> SFT -> evaluate
     -> RL rounds (GRPO + BAT), each evaluated -> register the final policy, promote if better
 
 Each step is a cached task: a rerun with nothing changed is all cache hits, and a change to one
@@ -25,6 +25,7 @@ from flows.common import LifecycleParameters, lifecycle_run
 from tasks.common import result_storage
 from tasks.data import synthesise_suite, validate_dataset
 from tasks.evaluate import evaluate_checkpoint_task, register_and_promote
+from tasks.filtering import filter_rows, train_weak_model_task
 from tasks.models import build_tiny_model, register_checkpoint_folder
 from tasks.synthesis import synthesize_trajectories
 from tasks.train import train_rl_round, train_sft_stage
@@ -32,10 +33,7 @@ from tasks.train import train_rl_round, train_sft_stage
 
 @flow(name="lifecycle", log_prints=True)
 def lifecycle(params: LifecycleParameters | None = None) -> dict:
-    """Run the whole lifecycle for one profile; returns the artifacts, evaluations and promotion.
-
-    Not wired yet (its issue is open): weak-to-strong filtering before synthesis.
-    """
+    """Run the whole lifecycle for one profile; returns the artifacts, evaluations and promotion."""
     params = params or LifecycleParameters()
     profile = params.load()
     store_root = profile.store.root
@@ -57,14 +55,19 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
         test = step("suite: test", synthesise_suite, profile.data, "test", store_root, tracking)
         step("validate train", validate_dataset, train, "rl", profile.data, store_root)
         step("validate test", validate_dataset, test, "rl", profile.data, store_root)
-        sft_rows = step("synthesize trajectories", synthesize_trajectories, profile.synthesis_config(), train, store_root, tracking)
+        if profile.device == "cpu":
+            weak = step("weak model (tiny)", train_weak_model_task, profile.filter, profile.tiny_model, train, profile.seed, store_root)
+        else:
+            weak = base  # at paper scale the base checkpoint (Qwen2.5-VL-7B) is the weak model, as in the paper
+        kept = step("weak-to-strong filter", filter_rows, profile.filter, profile.rewards, profile.sandbox, train, weak, store_root, tracking)
+        sft_rows = step("synthesize trajectories", synthesize_trajectories, profile.synthesis_config(), kept, store_root, tracking)
         policy = step("SFT", train_sft_stage, profile.sft, sft_rows, base, store_root, tracking)
         evaluate = (profile.evaluation, profile.rewards, profile.sandbox, profile.pixel_bounds())
         latest = step("evaluate SFT", evaluate_checkpoint_task, *evaluate, policy, test, store_root, "sft", tracking)
         for index in range(1, params.rl_rounds + 1):
             policy = step(
                 f"RL round {index}", train_rl_round, profile.grpo, profile.rollout, profile.rewards,
-                profile.sandbox, profile.engine, index, train, policy, store_root, tracking,
+                profile.sandbox, profile.engine, index, kept, policy, store_root, tracking,
             )
             latest = step(f"evaluate RL {index}", evaluate_checkpoint_task, *evaluate, policy, test, store_root, f"rl-{index}", tracking)
         promotion = step(
@@ -73,7 +76,7 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
         )
         run.log_metrics({"final_accuracy": float(latest["stats"].get("accuracy", 0.0))})
         _report(steps, run.run_id, profile)
-        return {"base": base, "train": train, "test": test, "sft_rows": sft_rows, "policy": policy,
+        return {"base": base, "train": train, "test": test, "kept": kept, "sft_rows": sft_rows, "policy": policy,
                 "evaluation": latest["stats"], "promotion": promotion}
 
 

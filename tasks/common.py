@@ -37,6 +37,8 @@ CODE_PARTS: dict[str, tuple[str, ...]] = {
     "register_checkpoint_folder": ("storage",),
     "synthesise_suite": ("data", "agent/prompts.py", "config/data.py"),
     "validate_dataset": ("data", "config/data.py"),
+    "train_weak_model_task": ("filtering/weak_model.py", "models", "config"),
+    "filter_rows": ("filtering", "agent", "rewards", "sandbox", "engines", "models", "config"),
     "synthesize_trajectories": ("synthesis", "sandbox", "rewards", "agent", "data", "models/images.py", "config"),
     "train_sft_stage": ("train", "models", "config", "agent"),
     "train_rl_round": ("train", "models", "config", "agent", "rewards", "sandbox", "engines"),

@@ -61,6 +61,9 @@ class FilterConfig(StrictModel):
     batch_wait_ms: float = Field(
         20.0, ge=0, description="How long a generation batch waits for trajectories still running code."
     )
+    weak_train_steps: int = Field(
+        300, ge=1, description="Tiny profile: training steps of the weak model (answers without tools)."
+    )
 
     @model_validator(mode="after")
     def _check_edges(self) -> FilterConfig:

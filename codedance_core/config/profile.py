@@ -7,9 +7,7 @@ reads, so changing the RL learning rate re-runs RL and evaluation, never data sy
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
-
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +15,7 @@ from codedance_core.config.agent import RolloutConfig
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
 from codedance_core.config.evaluation import EvalStageConfig
+from codedance_core.config.filtering import FilterConfig
 from codedance_core.config.model import EngineConfig, ModelConfig, TinyModelConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
@@ -28,6 +27,7 @@ from codedance_core.storage import DEFAULT_STORE
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
     "rewards": ("rewards",),
+    "filter": ("filter", "rewards", "sandbox"),
     "synthesis": ("synthesis", "sandbox", "rewards", "tiny_model", "model"),
     "sft": ("sft", "model", "tiny_model"),
     "rl": ("grpo", "rollout", "rewards", "sandbox", "engine", "model"),
@@ -66,6 +66,7 @@ class ProfileConfig(StrictModel):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where model code runs.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The multi-turn tool loop.")
     rewards: RewardConfig = Field(default_factory=RewardConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig, description="Weak-to-strong filtering.")
     synthesis: SynthesisConfig = Field(
         default_factory=SynthesisConfig, description="Verified trajectory synthesis (sandbox, rewards and pixels come from the profile)."
     )
