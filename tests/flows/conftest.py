@@ -36,4 +36,8 @@ def tiny_overrides(tmp_path: Path) -> list[str]:
         "grpo.max_steps=2",
         "grpo.prompts_per_step=2",
         "grpo.samples_per_prompt=2",
+        "filter.k=2",
+        "filter.allow_tools=false",
+        "filter.max_new_tokens=32",
+        "filter.weak_train_steps=20",
     ]

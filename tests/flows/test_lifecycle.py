@@ -42,7 +42,7 @@ def check_lineage(tiny_overrides: list[str]) -> None:
     children = RunTracker(profile.tracking.tracking_uri, parent.info.run_id).children()
     names = sorted(client.get_run(run_id).info.run_name for run_id in children)
     assert names == sorted(
-        ["suite-train", "suite-test", "synthesize", "sft", "evaluate-sft", "rl-round-1", "evaluate-rl-1"]
+        ["suite-train", "suite-test", "filter", "synthesize", "sft", "evaluate-sft", "rl-round-1", "evaluate-rl-1"]
     )
     train_run = next(r for r in children if client.get_run(r).info.run_name == "suite-train")
     [dataset] = RunTracker(profile.tracking.tracking_uri, train_run).datasets()

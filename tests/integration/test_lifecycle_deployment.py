@@ -27,7 +27,7 @@ from tests.integration.conftest import MlflowServer, PrefectServer, RayCluster, 
 
 pytestmark = pytest.mark.slow
 
-RAY_STAGES = {"sft", "rl-round-1", "evaluate-sft", "evaluate-rl-1"}
+RAY_STAGES = {"weak-model", "filter", "sft", "rl-round-1", "evaluate-sft", "evaluate-rl-1"}
 
 
 @dataclass
@@ -51,6 +51,10 @@ def lifecycle_overrides(bucket: S3Bucket, mlflow: MlflowServer, experiment: str)
         "grpo.max_steps=2",
         "grpo.prompts_per_step=2",
         "grpo.samples_per_prompt=2",
+        "filter.k=2",
+        "filter.allow_tools=false",
+        "filter.max_new_tokens=32",
+        "filter.weak_train_steps=20",
     ]
 
 
@@ -107,6 +111,7 @@ def test_lineage_leads_from_the_registered_model_back_to_the_suite_data(
     assert {
         "suite-train",
         "suite-test",
+        "filter",
         "synthesize",
         "sft",
         "rl-round-1",
@@ -117,13 +122,16 @@ def test_lineage_leads_from_the_registered_model_back_to_the_suite_data(
     def datasets(stage: str, context: str) -> dict[str, dict]:
         return {d["name"]: d for d in children[stage].datasets() if d["context"] == context}
 
-    # The suite's train split, digested in the store, is what synthesis and RL read...
+    # The suite's train split, digested in the store, is what filtering read; its kept rows are
+    # what synthesis and RL read...
     suite = ArtifactStore(lifecycle_run.store_root).ref("data/suite/0/train.parquet")
     assert suite is not None
     suite_digest = suite.digest.split(":", 1)[-1][:36]
     assert datasets("suite-train", "output")["suite-train"]["digest"] == suite_digest
-    assert datasets("synthesize", "input")["rl-rows"]["digest"] == suite_digest
-    assert datasets("rl-round-1", "input")["rl-data"]["digest"] == suite_digest
+    assert datasets("filter", "input")["rl-rows"]["digest"] == suite_digest
+    kept_digest = datasets("filter", "output")["filtered-rows"]["digest"]
+    assert datasets("synthesize", "input")["rl-rows"]["digest"] == kept_digest
+    assert datasets("rl-round-1", "input")["rl-data"]["digest"] == kept_digest
     # ...synthesis wrote what SFT trained on, SFT made the policy RL started from...
     assert (
         datasets("sft", "input")["sft-data"]["digest"]
@@ -219,6 +227,6 @@ def test_the_mlflow_ui_shows_the_lifecycle_run_and_its_stages(
     child_names = [
         client.get_run(r).info.run_name for r in RunTracker(mlflow_server.url, parent.info.run_id).children()
     ]
-    assert len(child_names) >= 7
+    assert len(child_names) >= 8
     for name in ["lifecycle", *child_names]:
         assert name in page and name not in static, name
