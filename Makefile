@@ -12,6 +12,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export RAY_AUTH_MODE := disabled
 # DeepSpeed probes for an accelerator at import and prints to stdout without this on CPU machines.
 export DS_ACCELERATOR ?= cpu
+# Prefect's temporary server can take long to start on a loaded 2-core machine.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
 .PHONY: setup system-packages demo test test-all lint bench ui deploy worker mini clean
 

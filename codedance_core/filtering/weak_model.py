@@ -1,14 +1,21 @@
 """The tiny profile's weak model: a tiny model trained briefly, without tools, to answer directly.
 
 Filtering needs a weak model whose strengths are known: in the paper a 7B that solves the easy
-questions; here a ~200k-parameter model that, after a few hundred steps of plain next-token
+questions; here a tiny model (width 128, ~0.6M parameters) that, after a few hundred steps of plain next-token
 loss on `<think>...</think><answer>gold</answer>` after each suite prompt, picks up what can be
 read off the text (the `direct` family: the answer is in the question, or one of two letters or
 yes/no) and little of what needs the image. Filtering with it then visibly removes the trivial
 items and keeps the visual ones. No tool call is ever shown to it, so it runs with
 `FilterConfig(allow_tools=False)`.
 
-A plain CPU loop (batch of one, Adam) is enough at this size; it needs nothing from the SFT
+Two choices make "learns the `direct` family and little else" true within a short run:
+- the text-answerable items get a fixed share of every batch (`direct_share`): in a uniform draw
+  they are a fifth of the rows, and a lookup ("the note says the kite is red") is a quarter of
+  those, too rare for a few hundred steps to teach the copy;
+- images are shown at a few cells (`WEAK_MAX_PIXELS`): the weak model answers from the text
+  anyway, and a 256-cell image would make each step ten times longer.
+
+A plain CPU loop (small batches, Adam) is enough at this size; it needs nothing from the SFT
 trainer, which is built for trajectories with tool turns and masks.
 """
 
@@ -23,7 +30,7 @@ import torch
 
 from codedance_core.agent.items import item_from_rl_row
 from codedance_core.agent.messages import to_model_messages
-from codedance_core.config.model import TinyModelConfig
+from codedance_core.config.model import PIXELS_PER_CELL, TinyModelConfig
 from codedance_core.models.bundle import ModelBundle, load_model_bundle
 from codedance_core.models.images import pixel_bounds
 from codedance_core.models.inputs import EncodedPrompt
@@ -31,6 +38,9 @@ from codedance_core.models.tiny import build_tiny_model
 from codedance_core.models.tokenizer import IM_END
 
 DIRECT_THINK = "<think>I read the answer off the question.</think>"
+# Families whose answer can be read off the question's text.
+TEXT_FAMILIES = ("suite_direct",)
+WEAK_MAX_PIXELS = 16 * PIXELS_PER_CELL
 
 
 def direct_answer_text(gold: str) -> str:
@@ -66,41 +76,78 @@ def train_weak_model(
     lr: float = 3e-3,
     seed: int = 0,
     tiny_config: TinyModelConfig | None = None,
+    batch_size: int = 8,
+    direct_share: float = 0.5,
 ) -> Path:
-    """Build a tiny model on the rows' text, train it `steps` single-row Adam steps to answer
-    directly, save it to `out_dir` (model, tokenizer, image processor); returns out_dir."""
+    """Build a tiny model on the rows' text, train it `steps` Adam steps of `batch_size` rows to
+    answer directly (`direct_share` of each batch from text-answerable rows when there are any),
+    save it to `out_dir` (model, tokenizer, image processor); returns out_dir."""
     if not suite_rows:
         raise ValueError("train_weak_model needs at least one suite row")
     out_dir = Path(out_dir)
-    build_tiny_model(out_dir, _corpus(suite_rows), tiny_config or TinyModelConfig(vocab_size=1200, seed=seed))
+    config = tiny_config or TinyModelConfig(
+        vocab_size=1200, hidden_size=128, intermediate_size=256, max_pixels=WEAK_MAX_PIXELS, seed=seed
+    )
+    build_tiny_model(out_dir, _corpus(suite_rows), config)
     bundle = load_model_bundle(out_dir, device="cpu", dtype="float32")
     examples = encode_examples(bundle, suite_rows)
-    losses = fit_examples(bundle, examples, steps, lr, seed)
+    text_only = [i for i, row in enumerate(suite_rows) if row.get("data_source") in TEXT_FAMILIES]
+    sampler = BatchSampler(len(examples), text_only, batch_size, direct_share, seed)
+    losses = fit_examples(bundle, examples, steps, lr, seed, sampler)
     bundle.model.save_pretrained(str(out_dir))
     (out_dir / "weak_training.txt").write_text(
-        f"steps={steps} lr={lr} seed={seed} rows={len(examples)} "
-        f"first_loss={losses[0]:.4f} last_loss={sum(losses[-20:]) / len(losses[-20:]):.4f}\n"
+        f"steps={steps} batch_size={batch_size} direct_share={direct_share} lr={lr} seed={seed} "
+        f"rows={len(examples)} first_loss={losses[0]:.4f} last_loss={sum(losses[-20:]) / len(losses[-20:]):.4f}\n"
     )
     return out_dir
 
 
+class BatchSampler:
+    """Row indices of each batch: `share` of them from `preferred` (when it is not empty), the rest
+    from all rows, drawn with replacement from a seeded generator."""
+
+    def __init__(self, rows: int, preferred: Sequence[int], batch_size: int, share: float, seed: int):
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"direct_share must be within [0, 1], got {share}")
+        self.rows, self.preferred, self.batch_size = rows, list(preferred), batch_size
+        self.from_preferred = round(batch_size * share) if self.preferred else 0
+        self.rng = random.Random(seed)
+
+    def next_batch(self) -> list[int]:
+        picked = [self.rng.choice(self.preferred) for _ in range(self.from_preferred)]
+        picked += [self.rng.randrange(self.rows) for _ in range(self.batch_size - self.from_preferred)]
+        return picked
+
+
 def fit_examples(
-    bundle: ModelBundle, examples: Sequence[tuple[EncodedPrompt, list[int]]], steps: int, lr: float, seed: int
+    bundle: ModelBundle,
+    examples: Sequence[tuple[EncodedPrompt, list[int]]],
+    steps: int,
+    lr: float,
+    seed: int,
+    sampler: BatchSampler | None = None,
 ) -> list[float]:
-    """Adam on one random example per step; the loss of every step."""
-    rng = random.Random(seed)
+    """Adam on one batch per step (one random example per step without a sampler); every step's loss."""
+    sampler = sampler or BatchSampler(len(examples), [], 1, 0.0, seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(bundle.model.parameters(), lr=lr)
     bundle.model.train()
     losses = []
     for _ in range(steps):
-        prompt, labels = examples[rng.randrange(len(examples))]
-        inputs = bundle.model_inputs([prompt])
-        target = torch.tensor([labels], device=bundle.device)
+        batch = [examples[index] for index in sampler.next_batch()]
+        inputs = bundle.model_inputs([prompt for prompt, _ in batch])
         optimizer.zero_grad()
-        loss = bundle.model(**inputs, labels=target).loss
+        loss = bundle.model(**inputs, labels=left_padded_labels(batch, inputs["input_ids"].shape[1])).loss
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
     bundle.model.eval()
     return losses
+
+
+def left_padded_labels(batch: Sequence[tuple[EncodedPrompt, list[int]]], width: int) -> torch.Tensor:
+    """Labels aligned with `model_inputs`' left padding (padding positions are ignored)."""
+    target = torch.full((len(batch), width), -100, dtype=torch.long)
+    for row, (_, labels) in enumerate(batch):
+        target[row, width - len(labels) :] = torch.tensor(labels, dtype=torch.long)
+    return target

@@ -1,0 +1,161 @@
+"""Training changes what the tiny model does, not only its weights.
+
+The other trainer tests check mechanics (masks, resume, checkpoints). These check the outcome a
+user of the `tiny` profile relies on, with every real component in the loop: the procedural suite,
+verified synthesis in the isolated sandbox, the SFT trainer, the evaluation harness's rollouts,
+GRPO with the BAT reward. They train for a minute or more each, hence `slow`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from codedance_core.agent.items import item_from_rl_row
+from codedance_core.agent.messages import to_model_messages
+from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.data import SuiteSpec
+from codedance_core.config.evaluation import EvalConfig
+from codedance_core.config.model import PIXELS_PER_CELL, TinyModelConfig
+from codedance_core.config.sandbox import SandboxConfig
+from codedance_core.config.synthesis import SynthesisConfig
+from codedance_core.config.train import GRPOConfig, SFTConfig
+from codedance_core.data.schemas import RL_ARROW_SCHEMA
+from codedance_core.data.suite import generate_rows
+from codedance_core.evaluation.entry import run_evaluation
+from codedance_core.models import build_tiny_model, load_model_bundle
+from codedance_core.models.images import pixel_bounds
+from codedance_core.models.imprint import imprint_conversation
+from codedance_core.models.tiny import suite_corpus
+from codedance_core.sandbox import SandboxPool
+from codedance_core.synthesis.pipeline import synthesize_rows
+from codedance_core.train.grpo import train_grpo
+from codedance_core.train.sft import train_sft
+
+# The tiny profile's shape (configs/tiny.yaml): 64-cell images keep trajectories short.
+MAX_PIXELS = 64 * PIXELS_PER_CELL
+TINY = TinyModelConfig(vocab_size=2000, hidden_size=128, intermediate_size=256, max_pixels=MAX_PIXELS)
+
+
+def suite_rows(n: int, families: list[str], seed: int) -> list[dict]:
+    return list(generate_rows(SuiteSpec(n=n, families=families, seed=seed, difficulty="easy")))
+
+
+def write_rows(path: Path, rows: list[dict]) -> str:
+    pq.write_table(pa.Table.from_pylist(rows, schema=RL_ARROW_SCHEMA), path)
+    return str(path)
+
+
+def synthesise(rows: list[dict]) -> list[dict]:
+    """Verified trajectories of `rows` (the lifecycle's synthesis stage, in-process)."""
+    config = SynthesisConfig(max_pixels=MAX_PIXELS, failure_rate=0.0)
+
+    async def run() -> list[dict]:
+        async with SandboxPool(SandboxConfig()) as pool:
+            outcomes = await synthesize_rows(rows, pool, config)
+        return [outcome.row for outcome in outcomes if outcome.row is not None]
+
+    return asyncio.run(run())
+
+
+def evaluate(model_dir: Path, data_path: str, out: Path) -> dict:
+    """Greedy evaluation stats (the lifecycle's evaluation stage, in-process)."""
+    config = EvalConfig(
+        benchmark="suite", data_path=data_path, model_dir=str(model_dir), save_path=str(out), device="cpu",
+        max_turns=4, max_new_tokens=512, temperature=0.0, use_judge=False, write_viewer=False,
+        min_pixels=4 * PIXELS_PER_CELL, max_pixels=MAX_PIXELS,
+    )
+    return run_evaluation(config, show_progress=False).stats
+
+
+@pytest.fixture(scope="module")
+def learning_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("learning_model")
+    return build_tiny_model(out, suite_corpus(rows=60, seed=0), TINY)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_sft_on_synthesised_trajectories_lowers_the_loss_and_teaches_the_turn_format(
+    learning_model_dir: Path, tmp_path: Path
+) -> None:
+    """What a minute of SFT does to the tiny model, measured on the items it was trained on.
+
+    It learns the turn format and the `direct` answers; it does NOT yet write code turns that run:
+    greedy decoding drifts off the trajectory within the first sentence of a counting turn's
+    `<think>` (measured: 0 tool calls per trajectory after 144 steps, loss ~0.3). The assertions
+    below are the parts that hold; the code-turn one is left to a longer run (see the report).
+    """
+    rows = suite_rows(48, ["count", "direct"], seed=5)
+    trajectories = synthesise(rows)
+    assert len(trajectories) >= 40
+
+    config = SFTConfig(learning_rate=1e-2, epochs=12, batch_size=4, checkpoint_every=1000, seed=0)
+    result = train_sft(config, trajectories, learning_model_dir, tmp_path / "sft", progress=False)
+
+    losses = [row["loss"] for row in result.history]
+    assert all(math.isfinite(loss) for loss in losses)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.1 * first, (first, last)
+
+    data_path = write_rows(tmp_path / "train.parquet", rows)
+    untrained = evaluate(learning_model_dir, data_path, tmp_path / "before")
+    trained = evaluate(result.model_dir, data_path, tmp_path / "after")
+    keys = ("accuracy", "tool_calls_per_trajectory", "code_success_rate", "turns", "by_data_source")
+    summary = {name: {key: stats.get(key) for key in keys} for name, stats in (("untrained", untrained), ("trained", trained))}
+    # No trained trajectory breaks the loop (the untrained model's noise overflows it on some items).
+    assert trained["statuses"] == {"scored": len(rows)}, summary
+    assert untrained["accuracy"] == 0.0, summary
+    assert trained["by_data_source"]["suite_direct"]["accuracy"] >= 0.3, summary
+    assert trained["accuracy"] >= 0.15, summary
+
+
+ANSWER = "<think>The question says it.</think><answer>{gold}</answer>"
+
+
+def direct_rows(n: int, seed: int) -> list[dict]:
+    """Easy `direct` items a rule scores: yes/no, a colour read off a note, a sum (not letters)."""
+    rows = suite_rows(4 * n, ["direct"], seed)
+    return [row for row in rows if len(row["reward_model"]["ground_truth"]) > 1][:n]
+
+
+@pytest.fixture(scope="module")
+def lightly_answering_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with two direct answers lightly imprinted (3 steps): sampled at temperature 1
+    it answers them right about one time in six, so GRPO's groups have different rewards."""
+    bundle = load_model_bundle(tiny_model_dir, device="cpu")
+    low, high = pixel_bounds(bundle.image_processor)
+    for index, row in enumerate(direct_rows(2, seed=11)):
+        item = item_from_rl_row(row, index, low, high)
+        turns = [(ANSWER.format(gold=item.gold), None)]
+        imprint_conversation(bundle, to_model_messages(item.messages), item.images, turns, steps=3, lr=1e-2)
+    out = tmp_path_factory.mktemp("lightly_answering")
+    bundle.model.save_pretrained(out)
+    bundle.tokenizer.save_pretrained(out)
+    bundle.image_processor.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_grpo_raises_the_mean_reward_where_reward_is_reachable(lightly_answering_model_dir: Path, tmp_path: Path) -> None:
+    # The reachable task: the two imprinted items, whose right answers the policy already samples.
+    config = GRPOConfig(
+        prompts_per_step=2, samples_per_prompt=8, max_steps=16, learning_rate=5e-3, max_turns=1,
+        checkpoint_every=100, micro_batch_size=8, seed=3,
+    )
+    seen: list[dict] = []
+    train_grpo(
+        config, direct_rows(2, seed=11), lightly_answering_model_dir, tmp_path, rollout=RolloutConfig(max_new_tokens=24),
+        sandbox=SandboxConfig(workers=1), metrics_callback=lambda metrics, step: seen.append(metrics), progress=False,
+    )
+    rewards = [metrics["reward_mean"] for metrics in seen]
+    accuracy = [metrics["accuracy"] for metrics in seen]
+    # Measured: reward 0.05 -> 0.60 and accuracy 0.23 -> 0.80 (first vs last four steps).
+    assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.3, rewards
+    assert sum(accuracy[-4:]) / 4 > sum(accuracy[:4]) / 4 + 0.3, accuracy
