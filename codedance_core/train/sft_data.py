@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 from pydantic import ValidationError
 
+from codedance_core.agent.messages import content_parts
 from codedance_core.data.schemas import IMAGE_MARKER, ImageRef, SFTRow
 from codedance_core.models.images import pixel_bounds, resize_for_model
 from codedance_core.models.inputs import EncodedPrompt, encode_text_with_images
@@ -106,19 +107,6 @@ class Encoder:
     @classmethod
     def from_bundle(cls, bundle: Any) -> Encoder:
         return cls(bundle.tokenizer, bundle.image_processor, bundle.chat_template)
-
-
-def content_parts(text: str) -> str | list[dict[str, str]]:
-    """Message text with `<image>` markers as the template's content parts (plain text when none)."""
-    if IMAGE_MARKER not in text:
-        return text
-    parts: list[dict[str, str]] = []
-    for index, piece in enumerate(text.split(IMAGE_MARKER)):
-        if index:
-            parts.append({"type": "image"})
-        if piece:
-            parts.append({"type": "text", "text": piece})
-    return parts
 
 
 def template_message(role: str, content: str) -> dict[str, Any]:
@@ -308,7 +296,6 @@ __all__ = [
     "SFTExample",
     "as_prompt",
     "build_examples",
-    "content_parts",
     "encode_row",
     "load_examples",
     "render_turns",

@@ -13,7 +13,6 @@ from codedance_core.train.sft_data import (
     IGNORE_INDEX,
     Encoder,
     build_examples,
-    content_parts,
     encode_row,
     load_examples,
 )
@@ -107,7 +106,3 @@ def test_examples_load_from_parquet(tiny_bundle, sft_rows, tmp_path):
     examples, stats = load_examples(Encoder.from_bundle(tiny_bundle), str(path), max_length=4096)
     assert stats.examples == len(sft_rows) and stats.label_tokens == sum(e.label_tokens for e in examples)
 
-
-def test_content_parts_turn_markers_into_image_parts():
-    assert content_parts("plain") == "plain"
-    assert content_parts("<image>\nQ?") == [{"type": "image"}, {"type": "text", "text": "\nQ?"}]
