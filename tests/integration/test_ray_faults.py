@@ -37,9 +37,16 @@ def kill_worker_when_running(
         time.sleep(0.5)
 
 
-def task_runs(flow_run_id) -> list:
-    with get_client(sync_client=True) as client:
-        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+def task_runs(flow_run_id, timeout_s: float = 30.0) -> list:
+    """The flow run's task runs, once the server has recorded them (task states reach the
+    server as events, so they can land a moment after the flow run ends)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        if runs or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
 
 
 def test_a_stage_whose_ray_worker_is_killed_is_retried_and_completes(

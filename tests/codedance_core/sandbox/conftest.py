@@ -53,12 +53,18 @@ def pool() -> Iterator[SyncSandboxPool]:
 
 
 def descendants() -> list[psutil.Process]:
-    """Every live process below this test process (zombies excluded)."""
+    """Every live sandbox process below this test process (zombies excluded).
+
+    Only the sandbox's own processes (bwrap and the template/session interpreters) count: other
+    servers that the test session started (a moto S3 server, say) are not the pool's business."""
     alive = []
     for process in psutil.Process().children(recursive=True):
         try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            command = " ".join(process.cmdline())
         except psutil.NoSuchProcess:
-            pass
+            continue
+        if "bwrap" in command or "zygote.py" in command:
+            alive.append(process)
     return alive
