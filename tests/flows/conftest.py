@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Module-scoped: Prefect's event and result workers bind to the server of the first context
+    they run in, so the harness must be gone before another test starts a server of its own."""
     import os
 
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
