@@ -183,19 +183,3 @@ def test_the_paper_plan_places_one_colocated_vllm_engine_per_trainer_gpu():
     with pytest.raises(ValueError, match="multiple of num_workers"):
         GRPOConfig(num_workers=3)
 
-
-@pytest.mark.slow
-def test_grpo_raises_the_mean_reward_on_reachable_direct_items(answering_model_dir, tmp_path):
-    """12 steps on direct items the lightly imprinted model sometimes answers: reward goes up.
-
-    Compares the mean reward of the first and last three steps; each step samples different
-    prompts, so this is a trend over a short run, not a per-prompt guarantee.
-    """
-    seen: list[dict] = []
-    config = small_config(max_steps=12, prompts_per_step=2, samples_per_prompt=6, learning_rate=3e-3,
-                          checkpoint_every=12)
-    train_grpo(config, direct_rows(8), answering_model_dir, tmp_path, rollout=ROLLOUT, sandbox=SANDBOX,
-               metrics_callback=lambda m, s: seen.append(m), progress=False)
-    first = sum(m["reward_mean"] for m in seen[:3]) / 3
-    last = sum(m["reward_mean"] for m in seen[-3:]) / 3
-    assert last > first, (first, last)
