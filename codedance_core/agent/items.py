@@ -8,9 +8,8 @@ resized image.
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 from PIL import Image
 
@@ -18,7 +17,6 @@ from codedance_core.agent.prompts import PromptSet, get_prompts, initial_message
 from codedance_core.agent.trajectory import RolloutItem
 from codedance_core.data.schemas import EvalItem, ImageRef, RLRow
 from codedance_core.models.images import decode_image, resize_for_model
-
 
 _OPTION = re.compile(r"\(([A-J])\)\s*(.+?)(?=\s*\([A-J]\)|\s+Answer\b|\n|$)")
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from codedance_core.rewards.score import TrajectoryInput
 
 
 @dataclass
@@ -99,6 +102,20 @@ class Trajectory:
     @property
     def turn_spans(self) -> list[tuple[int, int]]:
         return [(turn.token_start, turn.token_end) for turn in self.turns]
+
+    def scoring_input(self) -> TrajectoryInput:
+        """What the rewards module scores: the response, the item's gold answer and the tool calls."""
+        from codedance_core.rewards.score import TrajectoryInput
+
+        item = self.item
+        return TrajectoryInput(
+            response_text=self.response_text,
+            gold=item.gold,
+            data_source=item.data_source,
+            tool_statuses=self.tool_statuses,
+            question=item.question,
+            options=item.options,
+        )
 
     def to_row(self) -> dict[str, Any]:
         """A flat, parquet-friendly record (images as PNG bytes)."""

@@ -43,7 +43,7 @@ from codedance_core.evaluation.results import (
 )
 from codedance_core.evaluation.stats import run_stats
 from codedance_core.rewards.judge import JudgeConfigError, LLMJudge
-from codedance_core.rewards.score import TrajectoryInput, score_trajectories
+from codedance_core.rewards.score import score_trajectories
 from codedance_core.sandbox import SandboxPool
 
 _log = logging.getLogger(__name__)
@@ -158,17 +158,7 @@ class EvalRunner:
                 progress.close()
 
     async def _score(self, trajectories: Sequence[Trajectory], done: set) -> list[dict[str, Any]]:
-        inputs = [
-            TrajectoryInput(
-                response_text=t.response_text,
-                gold=t.item.gold,
-                data_source=t.item.data_source,
-                tool_statuses=t.tool_statuses,
-                question=t.item.question,
-                options=t.item.options,
-            )
-            for t in trajectories
-        ]
+        inputs = [t.scoring_input() for t in trajectories]
         scores = await score_trajectories(inputs, self.rewards, self.judge)
         return await asyncio.to_thread(self._rows, trajectories, scores, done)
 

@@ -31,7 +31,7 @@ from codedance_core.engines.base import GenerationEngine
 from codedance_core.models.bundle import ModelBundle
 from codedance_core.models.images import pixel_bounds
 from codedance_core.rewards.judge import LLMJudge
-from codedance_core.rewards.score import TrajectoryInput, score_trajectories
+from codedance_core.rewards.score import score_trajectories
 from codedance_core.sandbox import SandboxPool
 
 # How much of each weight file goes into a checkpoint's identity: a 7B's 15 GB are not re-read
@@ -138,23 +138,11 @@ async def score_shard(
     if indexed_items:
         loop = Rollout(weak.engine, pool, rollout_config(config, shard_index), bundle=weak.bundle)
         trajectories = await loop.run([item for _, item in indexed_items])
-        scores = await score_trajectories([_scoring_input(t) for t in trajectories], reward_config, judge)
+        scores = await score_trajectories([t.scoring_input() for t in trajectories], reward_config, judge)
         for position, (index, _) in enumerate(indexed_items):
             group = slice(position * config.k, (position + 1) * config.k)
             records[index] = _item_record(index, trajectories[group], scores[group])
     return [records[first_index + offset] for offset in range(len(rows))]
-
-
-def _scoring_input(trajectory: Trajectory) -> TrajectoryInput:
-    item = trajectory.item
-    return TrajectoryInput(
-        response_text=trajectory.response_text,
-        gold=item.gold,
-        data_source=item.data_source,
-        tool_statuses=trajectory.tool_statuses,
-        question=item.question,
-        options=item.options,
-    )
 
 
 def _item_record(index: int, trajectories: list[Trajectory], scores: list) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from codedance_core.models.inputs import EncodedPrompt
 from codedance_core.rewards.judge import LLMJudge
 from codedance_core.rewards.score import (
     BatchRewards,
-    TrajectoryInput,
     TrajectoryScore,
     batch_rewards,
     batch_token_advantages,
@@ -66,17 +65,7 @@ async def score_batch(
 ) -> ScoredBatch:
     """Rewards and advantages of consecutive groups of `group_size` trajectories (one prompt each)."""
     group_ids = [index // group_size for index in range(len(trajectories))]
-    inputs = [
-        TrajectoryInput(
-            response_text=t.response_text,
-            gold=t.item.gold,
-            data_source=t.item.data_source,
-            tool_statuses=t.tool_statuses,
-            question=t.item.question,
-            options=t.item.options,
-        )
-        for t in trajectories
-    ]
+    inputs = [t.scoring_input() for t in trajectories]
     scores = await score_trajectories(inputs, config, judge)
     rewards = batch_rewards(scores, group_ids, config)
     advantages = batch_token_advantages(
