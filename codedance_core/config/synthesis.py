@@ -59,6 +59,13 @@ class SynthesisConfig(StrictModel):
         description="Share of tool trajectories whose first attempt fails (a typo) or misses (a wrong crop) "
         "and is then corrected; drawn per item from the seed.",
     )
+    needless_tool_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of tool-free (direct) items whose trajectory checks the answer with a needless code "
+        "call: a cold start that over-uses the tool, for BAT to correct.",
+    )
     seed: int = Field(0, description="Seed of every random choice (failure draws, phrasing); same seed, same rows.")
     max_turns: int = Field(
         6, ge=1, description="Most assistant turns in one trajectory (the paper trains with 6)."

@@ -1,12 +1,13 @@
 """Chart trajectories: read bar heights (or line points) against the y-axis, then compute.
 
-Turn 1 reads the axis (0 and 100 at two pixel rows: what a reader does with the tick labels)
-and, for each category it needs, finds the top of the bar (the first row of the bar's colour
-in the category's column) or the centre of the line's marker (the rows where the colour fills
-a small window around the column), and converts pixels to values. When the question needs
-more than a lookup (the largest, the smallest, a difference), turn 2 computes it from the
-`values` of turn 1, still in the session: the mathematical step works on quantities read
-earlier.
+"Which category is highest/lowest?" needs no coordinates: the options list the categories left
+to right, so the code finds the marks, orders them and picks one (`_extreme_code`); a policy
+can learn to write it from the question alone. A lookup or a difference needs the named
+category's column, which only the chart's text says: turn 1 reads the axis (0 and 100 at two
+pixel rows: what a reader does with the tick labels) and, for each category it needs, finds the
+top of the bar (the first row of the bar's colour in the category's column) or the centre of
+the line's marker, and converts pixels to values; for a difference, turn 2 computes it from the
+`values` of turn 1, still in the session.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ast
 
 from codedance_core.data.suite.canvas import PALETTE
 from codedance_core.data.suite.task import LETTERS
+from codedance_core.synthesis.shapes import COLOUR_TOLERANCE as SHAPE_TOLERANCE
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -54,6 +56,30 @@ print("values:", values)
 """
 
 
+def _extreme_code(word: str, count: int) -> str:
+    """Which mark is highest or lowest, from the pixels alone: no axis, no coordinates.
+
+    The data are drawn in one palette colour (the colour with the most pixels); an opening with
+    a 2x2 square erases a line chart's thin line and keeps its markers, and keeps bars whole, so
+    the regions left are the marks, left to right in the options' order. A higher mark has a
+    higher centre on the image whether it is a bar (bottoms are all on the axis) or a marker.
+    """
+    pick = "min" if word == "highest" else "max"
+    return f"""import numpy as np
+from scipy import ndimage
+
+palette = {dict(PALETTE)!r}
+pixels = np.asarray(input_image.convert("RGB")).astype(int)
+masks = {{colour: np.abs(pixels - rgb).sum(axis=2) < {SHAPE_TOLERANCE} for colour, rgb in palette.items()}}
+data = max(masks.values(), key=lambda mask: mask.sum())  # the chart's own colour
+side = max(2, round(input_image.width / 130))  # wider than the line, narrower than a marker
+labels, n = ndimage.label(ndimage.binary_opening(data, structure=np.ones((side, side))))
+centres = [(ys.start + ys.stop) / 2 for ys, xs in sorted(ndimage.find_objects(labels), key=lambda r: r[1].start)]
+print("marks:", n)
+print("{word}:", "{LETTERS[:count]}"[centres.index({pick}(centres))])
+"""
+
+
 def _read_values(result) -> dict[str, int]:
     try:
         values = ast.literal_eval(read_value(result, "values"))
@@ -65,34 +91,32 @@ def _read_values(result) -> dict[str, int]:
 
 
 def write_chart(view: ItemView) -> Writer:
-    """Measure the needed categories, compute what the question asks, answer with it."""
+    """Measure what the question needs, compute it, answer with it."""
     params = view.params
     kind, labels = params["question_kind"], params["labels"]
-    needed = labels if kind in ("max", "min") else params["asked_labels"]
+    if kind in ("max", "min"):
+        word = "highest" if kind == "max" else "lowest"
+        think = f"I find the chart's marks with code, left to right, and pick the {word} one."
+        result = yield ToolStep(think, _extreme_code(word, len(labels)))
+        if read_int(result, "marks") != len(labels):
+            raise UnreadableOutput(f"found {read_int(result, 'marks')} marks for {len(labels)} categories")
+        letter = read_value(result, word)
+        return AnswerStep(f"The {word} mark is option ({letter}).", letter)
+    needed = params["asked_labels"]
     columns = {mark["label"]: view.x(_mark_x(mark)) for mark in params["marks"] if mark["label"] in needed}
     axis = params["y_axis"]
-    think = (f"This is a {params['chart_kind']} chart on a 0-100 axis: the 0 tick is at y = "
-             f"{view.y(axis['y_of_zero']):.1f} and the 100 tick at y = {view.y(axis['y_of_max']):.1f}. "
-             f"I measure {quote(needed) if len(needed) < 4 else 'every category'} in pixels and convert to values.")
+    think = (f"The 0 tick is at y = {view.y(axis['y_of_zero']):.1f} and the 100 tick at y = "
+             f"{view.y(axis['y_of_max']):.1f}. I measure {quote(needed)} in pixels and convert to values.")
     result = yield ToolStep(think, _measure_code(view, columns))
     values = _read_values(result)
     if kind == "lookup":
         label = needed[0]
         return AnswerStep(f"The measured value of {label} is {values[label]}.", str(values[label]))
-    if kind == "difference":
-        first, second = needed
-        think = f"The values are {first} = {values[first]} and {second} = {values[second]}; I compute the difference."
-        result = yield ToolStep(think, f'print("difference:", values[{first!r}] - values[{second!r}])\n')
-        difference = read_int(result, "difference")
-        return AnswerStep(f"{first} minus {second} is {difference}.", str(difference))
-    word, pick = ("highest", "max") if kind == "max" else ("lowest", "min")
-    think = f"I have every category's value; I let the code pick the {word} one."
-    result = yield ToolStep(think, f'print("{word}:", {pick}(values, key=values.get))\n')
-    best = read_value(result, word)
-    if best not in labels:
-        raise UnreadableOutput(f"{best!r} is not a category of the chart")
-    letter = LETTERS[labels.index(best)]
-    return AnswerStep(f"{best} has the {word} value ({values[best]}); it is option ({letter}).", letter)
+    first, second = needed
+    think = f"The values are {first} = {values[first]} and {second} = {values[second]}; I compute the difference."
+    result = yield ToolStep(think, f'print("difference:", values[{first!r}] - values[{second!r}])\n')
+    difference = read_int(result, "difference")
+    return AnswerStep(f"{first} minus {second} is {difference}.", str(difference))
 
 
 def _mark_x(mark: dict) -> float:

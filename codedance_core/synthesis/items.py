@@ -39,8 +39,9 @@ class SynthesisItem:
     image: Image.Image
     params: dict[str, Any]
 
-    def view(self, rng: random.Random, miss_first: bool = False) -> ItemView:
-        """The writer's view: parameters in the resized image's coordinates."""
+    def view(self, rng: random.Random, plan: str | None = None) -> ItemView:
+        """The writer's view: parameters in the resized image's coordinates, and the item's plan
+        (None, 'miss' or 'needless_tool'; see `pipeline.failure_plan`)."""
         original = self.params.get("image_size") or [self.image.width, self.image.height]
         return ItemView(
             question=self.question,
@@ -50,7 +51,8 @@ class SynthesisItem:
             scale_x=self.image.width / original[0],
             scale_y=self.image.height / original[1],
             rng=rng,
-            miss_first=miss_first,
+            miss_first=plan == "miss",
+            needless_tool=plan == "needless_tool",
         )
 
 

@@ -79,9 +79,12 @@ class Outcome:
 
 
 def failure_plan(config: SynthesisConfig, item: SynthesisItem) -> tuple[random.Random, str | None]:
-    """The item's random stream and its planned first failure: None, 'typo' or 'miss' (search only)."""
+    """The item's random stream and its plan: None, 'typo' or 'miss' (search only) for a planned
+    first failure; 'needless_tool' for a tool-free item that calls the tool anyway."""
     rng = random.Random(f"{config.seed}:{item.data_source}:{item.index}")
-    if item.family in TOOL_FREE_FAMILIES or rng.random() >= config.failure_rate:
+    if item.family in TOOL_FREE_FAMILIES:
+        return rng, ("needless_tool" if rng.random() < config.needless_tool_rate else None)
+    if rng.random() >= config.failure_rate:
         return rng, None
     return rng, ("miss" if item.family == "search" and rng.random() < 0.5 else "typo")
 
@@ -104,7 +107,7 @@ async def synthesize_item(
     try:
         if uses_program(config, item.family):
             rng, plan = failure_plan(config, item)
-            writer = WRITERS[item.family](item.view(rng, miss_first=plan == "miss"))
+            writer = WRITERS[item.family](item.view(rng, plan))
             if plan == "typo":
                 writer = with_typo_first(writer)
             trajectory = await run_program(writer, session, config.max_turns, config.sandbox.timeout_s)

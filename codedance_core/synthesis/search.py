@@ -1,17 +1,20 @@
-"""Search trajectories: crop the target's region, zoom in, and read its colour or position.
+"""Search trajectories: find a tiny target with code and read its colour or position.
 
-The target is a few pixels across once the image is resized for the model, so the program
-crops a small window around where it is, upscales it to look at it, and measures: the hue of
-the most saturated pixels for "what colour", the centre of the saturated pixels of each of two
-targets for "is the triangle left of the square". A "miss" first attempt crops an empty patch
-of the image (no shape in it), sees nothing saturated, and corrects itself: the model learns
-that a crop can miss and what to do about it.
+"What colour is the small star?": the target is a few pixels across once the image is resized
+for the model, so the program crops a small window around where it is (the writer knows where:
+the "looking" a teacher does), upscales it to look at it, and reads the hue of the most
+saturated pixels. A "miss" first attempt crops an empty patch of the image, sees nothing
+saturated, and corrects itself: the model learns that a crop can miss and what to do about it.
+
+"Is the red triangle left of the blue square?": the question names both targets, so the
+coordinate-free shape finder (`shapes.py`) locates them and the code compares their centres.
 """
 
 from __future__ import annotations
 
 from codedance_core.data.suite.canvas import PALETTE
 from codedance_core.data.suite.task import LETTERS
+from codedance_core.synthesis.shapes import relation_code
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -64,18 +67,6 @@ from PIL import Image
 print("max saturation:", int((pixels.max(axis=2) - pixels.min(axis=2)).max()))
 crop_zoom
 """
-
-
-def _relation_code(boxes: dict[str, tuple[int, int, int, int]]) -> str:
-    parts = ["import numpy as np\nfrom PIL import Image\n"]
-    for name, box in boxes.items():
-        parts.append(_zoom(name, box) + f"""pixels = np.asarray({name}.convert("RGB")).astype(int)
-saturation = pixels.max(axis=2) - pixels.min(axis=2)
-ys, xs = np.nonzero(saturation >= 0.5 * saturation.max())
-print("{name} centre x:", round({box[0]} + xs.mean(), 1))
-{name}_zoom.show()
-""")
-    return "\n".join(parts)
 
 
 def _empty_box(view: ItemView, side: int) -> tuple[int, int, int, int] | None:
@@ -132,18 +123,11 @@ def _colour_trajectory(view: ItemView, star: dict) -> Writer:
 
 def _relation_trajectory(view: ItemView, targets: list[dict]) -> Writer:
     by_kind = {shape["kind"]: shape for shape in targets}
-    triangle, square = by_kind["triangle"], by_kind["square"]
-    boxes = {"triangle": view.box(triangle["box"], pad=2), "square": view.box(square["box"], pad=2)}
-    missed = (yield from _missed_attempt(view, boxes["triangle"], f"{triangle['colour']} triangle")) \
-        if view.miss_first else None
-    think = missed or "Both shapes are tiny at this size."
-    think += (f" I crop and zoom on the {triangle['colour']} triangle and the {square['colour']} square to make sure "
-              "they are the right shapes, and measure the centre of each one's coloured pixels.")
-    result = yield ToolStep(think, _relation_code(boxes))
+    triangle, square = by_kind["triangle"]["colour"], by_kind["square"]["colour"]
+    think = f"I find the {triangle} triangle and the {square} square with code and compare their centres."
+    result = yield ToolStep(think, relation_code(triangle, square))
     x_triangle = float(read_value(result, "triangle centre x"))
     x_square = float(read_value(result, "square centre x"))
-    left = x_triangle < x_square
-    relation = "left" if left else "right"
-    think = (f"The triangle's centre is at x = {x_triangle:g} and the square's at x = {x_square:g}, so the triangle "
-             f"is to the {relation} of the square.")
-    return AnswerStep(think, "yes" if left else "no")
+    relation = "left" if x_triangle < x_square else "right"
+    think = f"The triangle is at x = {x_triangle:g} and the square at x = {x_square:g}: the triangle is to the {relation}."
+    return AnswerStep(think, "yes" if x_triangle < x_square else "no")

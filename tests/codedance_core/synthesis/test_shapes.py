@@ -1,0 +1,75 @@
+"""The coordinate-free shape finder: run as a script on suite images at the tiny profile's size."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from contextlib import redirect_stdout
+
+from codedance_core.data.suite import arithmetic, count, search
+from codedance_core.data.suite.generator import item_rng
+from codedance_core.models.images import resize_for_model
+from codedance_core.synthesis.shapes import FIND_SHAPES_CODE, count_code, relation_code
+
+TINY_PIXELS = 144 * 28 * 28
+
+
+def run(code: str, image) -> tuple[dict, str]:
+    """Run a writer's script the way the sandbox does (input_image preloaded); its globals and stdout."""
+    namespace = {"input_image": image}
+    with redirect_stdout(io.StringIO()) as out:
+        exec(compile(code, "<script>", "exec"), namespace)  # our own generated code, not user input
+    return namespace, out.getvalue()
+
+
+def easy(family, generate, index):
+    task = generate(item_rng("train", family, 0, index), False)
+    return task, resize_for_model(task.image, 4 * 784, TINY_PIXELS)
+
+
+def test_every_shape_of_easy_count_images_is_found_with_its_colour_and_kind():
+    for index in range(25):
+        task, image = easy("count", count.generate, index)
+        namespace, _ = run(FIND_SHAPES_CODE, image)
+        found = Counter((colour, kind) for colour, kind, *_box in namespace["shapes"])
+        assert found == Counter((s["colour"], s["kind"]) for s in task.params["shapes"]), index
+
+
+def test_the_count_script_prints_the_gold_count():
+    for index in range(10):
+        task, image = easy("count", count.generate, index)
+        target = task.params["target"]
+        _, out = run(count_code(target["colour"], target["kind"]), image)
+        assert out.strip() == f"count: {task.answer}"
+
+
+def test_count_arithmetic_figures_are_read_exactly():
+    checked = 0
+    for index in range(12):
+        task, image = easy("math", arithmetic.generate, index)
+        if task.params["figure"] != "count_arithmetic":
+            continue
+        namespace, _ = run(FIND_SHAPES_CODE, image)
+        kinds = Counter(kind for _colour, kind, *_box in namespace["shapes"])
+        assert kinds == Counter(s["kind"] for s in task.params["shapes"])
+        checked += 1
+    assert checked >= 3
+
+
+def test_the_relation_script_answers_most_easy_search_questions():
+    right = asked = 0
+    for index in range(30):
+        task, image = easy("search", search.generate, index)
+        if task.params["question_kind"] != "relation":
+            continue
+        targets = {s["kind"]: s["colour"] for s in task.params["shapes"] if s["role"] == "target"}
+        try:
+            _, out = run(relation_code(targets["triangle"], targets["square"]), image)
+        except ValueError:  # no shape of a named colour found: the writer's trajectory would be rejected
+            asked += 1
+            continue
+        x = dict(line.split(": ") for line in out.strip().splitlines())
+        answer = "yes" if float(x["triangle centre x"]) < float(x["square centre x"]) else "no"
+        right += answer == task.answer
+        asked += 1
+    assert asked >= 8 and right / asked >= 0.9, (right, asked)
