@@ -12,11 +12,22 @@ reply writes code (run in the real sandbox, isolation on), the second answers. W
   with a synchronous client and running the code in-process (no sandbox: that favours it);
 - peak memory of each, sampled every 50 ms over the whole process tree: the sum of RSS (the
   original issue's measure; it counts shared pages once per process) and the sum of PSS (shared
-  pages split between their sharers: what the machine really spends); and the main process's
-  alone (the harness without its sandbox sessions; the pool's parent);
-- CPU seconds per item (the side's whole process tree, and the model server's share): on a
-  machine with C cores, C / cpu_per_item bounds items/s whatever the concurrency, which is what
-  flattens the scaling curve on a small shared machine.
+  pages split between their sharers: what the machine really spends). **Sandbox sessions count**:
+  the harness's tree is its process plus its sandbox (bubblewrap, the pre-imported templates and
+  every open session), all part of the cost of evaluating; `peak_sandbox_*` and `peak_main_*`
+  split it. The pool's tree is its parent plus its 32 workers (which run the code in-process,
+  unsandboxed, and here never import numpy/OpenCV, which favours it);
+- CPU per item, from the same sampler: the whole tree's CPU during the rollout phase (each
+  process's own time plus that of the children it reaped, so short-lived sessions are counted in
+  full), split into the main process, the sandbox and the rest, and the model server's share;
+  plus the whole run's CPU (start-up included). On a machine with C cores, C / cpu_per_item
+  bounds items/s whatever the concurrency (`cpu_bound_items_per_s`), and
+  `rollout_cpu_utilisation` says how many cores the run actually got: on a small shared machine
+  that, not the harness's design, is what flattens the scaling curve. (The kernel's own
+  accounting, RUSAGE_CHILDREN, cannot be used alone: bubblewrap's pid namespace drops its
+  contents' CPU, so the templates' last sampled CPU is added to it.)
+
+The load average before each run is printed beside its figures: compare runs only at similar load.
 
 Each side runs in its own child process so neither inherits the other's imports.
 
@@ -27,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -174,30 +186,101 @@ def run_pool(url: str, data: str, processes: int) -> dict:
 
 
 # -- measuring ------------------------------------------------------------------------------------
-def tree_memory(root, stop: threading.Event, peaks: dict) -> None:
-    """Sample the process tree every 50 ms; keep the peak sums of RSS and PSS (MiB)."""
-    import psutil
+def is_sandbox_template(process) -> bool:
+    """A sandbox template (zygote): the process whose reaped children are the sessions."""
+    try:
+        return any(part.endswith("zygote.py") for part in process.cmdline())
+    except Exception:  # noqa: BLE001 -- a process that vanished is simply not one
+        return False
 
-    while not stop.is_set():
-        rss = pss = 0
-        try:
-            processes = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            break
-        for process in processes:
+
+class TreeSampler:
+    """Samples a process tree every 50 ms: peak memory (RSS and PSS sums, split into the main
+    process, the sandbox and the rest) and cumulative CPU, as a (monotonic time, seconds) series.
+
+    CPU of the tree at an instant = for each live process, its own time plus that of the
+    children it has reaped: a sandbox session that lived between two samples is counted in full
+    once its template reaps it. Sandbox sessions count as the harness's cost, in memory and CPU:
+    they are processes the harness starts to do its work (the pool runs the same code in its
+    own processes, unsandboxed).
+    """
+
+    def __init__(self, root) -> None:
+        self.root = root
+        self.peaks: dict = {}
+        self.cpu_series: dict[str, list[tuple[float, float]]] = {"main": [], "sandbox": [], "other": []}
+        self.template_cpu: dict[int, float] = {}  # last seen, self + reaped sessions
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        templates: dict[int, bool] = {}
+        while not self.stop.is_set():
             try:
-                info = process.memory_full_info()
-                rss += info.rss
-                pss += info.pss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-            if process is root:
-                peaks["main_rss_mib"] = max(peaks.get("main_rss_mib", 0), info.rss / 2**20)
-                peaks["main_pss_mib"] = max(peaks.get("main_pss_mib", 0), info.pss / 2**20)
-        peaks["rss_mib"] = max(peaks.get("rss_mib", 0), rss / 2**20)
-        peaks["pss_mib"] = max(peaks.get("pss_mib", 0), pss / 2**20)
-        peaks["processes"] = max(peaks.get("processes", 0), len(processes))
-        stop.wait(0.05)
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            memory = {"main": [0, 0], "sandbox": [0, 0], "other": [0, 0]}
+            cpu = dict.fromkeys(memory, 0.0)
+            now = time.monotonic()
+            for process in processes:
+                try:
+                    info = process.memory_full_info()
+                    times = process.cpu_times()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                if process.pid not in templates:
+                    templates[process.pid] = is_sandbox_template(process)
+                total = times.user + times.system + times.children_user + times.children_system
+                if templates[process.pid]:
+                    self.template_cpu[process.pid] = total
+                parent = "main" if process is self.root else "other"
+                kind = "sandbox" if templates[process.pid] or _in_sandbox(process, templates) else parent
+                cpu[kind] += total
+                memory[kind][0] += info.rss
+                memory[kind][1] += info.pss
+            for kind, seconds in cpu.items():
+                self.cpu_series[kind].append((now, seconds))
+            self._keep_peaks(memory, len(processes))
+            self.stop.wait(0.05)
+
+    def _keep_peaks(self, memory: dict, processes: int) -> None:
+        rss = sum(rss for rss, _ in memory.values())
+        pss = sum(pss for _, pss in memory.values())
+        for name, value in [("rss_mib", rss), ("pss_mib", pss), *(
+            (f"{kind}_{what}_mib", values[index])
+            for kind, values in memory.items()
+            for index, what in enumerate(("rss", "pss"))
+        )]:
+            self.peaks[name] = max(self.peaks.get(name, 0), value / 2**20)
+        self.peaks["processes"] = max(self.peaks.get("processes", 0), processes)
+
+    def cpu_between(self, start: float, end: float) -> dict[str, float]:
+        """CPU seconds each part of the tree spent between two monotonic instants."""
+        return {
+            kind: _interpolate(series, end) - _interpolate(series, start)
+            for kind, series in self.cpu_series.items()
+        }
+
+
+def _in_sandbox(process, templates: dict[int, bool]) -> bool:
+    """A session (a template's child) or the bubblewrap processes around a template."""
+    try:
+        if templates.get(process.ppid()):
+            return True
+        return process.name() == "bwrap"
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _interpolate(series: list[tuple[float, float]], at: float) -> float:
+    if not series:
+        return 0.0
+    for (t0, v0), (t1, v1) in itertools.pairwise(series):
+        if t0 <= at <= t1:
+            return v0 + (v1 - v0) * (at - t0) / max(t1 - t0, 1e-9)
+    return series[0][1] if at < series[0][0] else series[-1][1]
 
 
 def measured(command: list[str], url: str, server) -> dict:
@@ -208,34 +291,50 @@ def measured(command: list[str], url: str, server) -> dict:
 
     clock_url = url.removesuffix("/v1") + "/clock"
     httpx.post(clock_url + "/reset")
-    server_cpu = sum(psutil.Process(server.pid).cpu_times()[:2])
-    # Children that were waited for: the side and every descendant it reaped (its sandbox sessions).
+    load_before = os.getloadavg()[0]
+    server_process = psutil.Process(server.pid)
+    server_cpu = sum(server_process.cpu_times()[:2])
+    # Children that were waited for: the side and every descendant it reaped. Bubblewrap's pid
+    # namespace loses its contents' CPU on the way (see TreeSampler), so the sandbox templates'
+    # last sampled CPU (with their reaped sessions) is added to it.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = subprocess.Popen(
         command, stdout=subprocess.PIPE, text=True, env={**os.environ, "DS_ACCELERATOR": "cpu"}
     )
-    peaks: dict = {}
-    stop = threading.Event()
-    sampler = threading.Thread(target=tree_memory, args=(psutil.Process(child.pid), stop, peaks), daemon=True)
-    sampler.start()
+    sampler = TreeSampler(psutil.Process(child.pid))
+    thread = threading.Thread(target=sampler.run, daemon=True)
+    thread.start()
     output, _ = child.communicate(timeout=900)
-    stop.set()
-    sampler.join()
+    sampler.stop.set()
+    thread.join()
     if child.returncode != 0:
         raise RuntimeError(f"{command[2:5]} failed with {child.returncode}")
     result = json.loads(output.strip().splitlines()[-1])
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     side_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    server_cpu = sum(psutil.Process(server.pid).cpu_times()[:2]) - server_cpu
-    result["cpu_ms_per_item"] = 1000 * side_cpu / result["items"]
-    result["server_cpu_ms_per_item"] = 1000 * server_cpu / result["items"]
-    result["cpu_bound_items_per_s"] = os.cpu_count() / ((side_cpu + server_cpu) / result["items"])
+    side_cpu += sum(sampler.template_cpu.values())
+    server_cpu = sum(server_process.cpu_times()[:2]) - server_cpu
     clock = httpx.get(clock_url).json()
-    result["model_calls"] = clock["calls"]
-    # items/s of the rollout phase (server clock), and of the whole run with its start-up and reports.
-    result["items_per_s"] = result["items"] / (clock["last"] - clock["first"])
-    result["items_per_s_end_to_end"] = result["items"] / result["wall_s"]
-    return {**result, **{f"peak_{k}": v for k, v in peaks.items()}}
+    items, rollout_s = result["items"], clock["last"] - clock["first"]
+    rollout_parts = sampler.cpu_between(clock["first"], clock["last"])
+    rollout_cpu = sum(rollout_parts.values())
+    server_share = server_cpu / items  # the server does nothing outside the rollout phase
+    result |= {
+        "model_calls": clock["calls"],
+        # items/s of the rollout phase (server clock), and of the whole run with start-up and reports.
+        "items_per_s": items / rollout_s,
+        "items_per_s_end_to_end": items / result["wall_s"],
+        "cpu_ms_per_item": 1000 * side_cpu / items,
+        "rollout_cpu_ms_per_item": 1000 * rollout_cpu / items,
+        **{f"rollout_{kind}_cpu_ms_per_item": 1000 * cpu / items for kind, cpu in rollout_parts.items()},
+        "server_cpu_ms_per_item": 1000 * server_share,
+        "rollout_cpu_utilisation": (rollout_cpu + server_cpu) / rollout_s,
+        # On C cores nothing can beat C / (CPU seconds per item), whatever the concurrency.
+        "cpu_bound_items_per_s": (os.cpu_count() or 1) / (rollout_cpu / items + server_share),
+        "template_cpu_s": sum(sampler.template_cpu.values()),
+        "load_average_1m_before": load_before,
+    }
+    return {**result, **{f"peak_{k}": v for k, v in sampler.peaks.items()}}
 
 
 def write_data(path: Path, items: int) -> str:
@@ -334,10 +433,18 @@ def summarise(results: dict, args) -> dict:
     pool = results["pool"]
     results["memory_ratio_rss"] = top["peak_rss_mib"] / pool["peak_rss_mib"]
     results["memory_ratio_pss"] = top["peak_pss_mib"] / pool["peak_pss_mib"]
-    # The harness process alone (its sandbox sessions excluded) against the whole pool.
+    # The harness process alone (its sandbox templates and sessions excluded) against the whole
+    # pool: shown for reference only; the target is judged on the whole tree (memory_ratio_pss).
     results["memory_ratio_main_pss"] = top["peak_main_pss_mib"] / pool["peak_pss_mib"]
+    results["memory_counts"] = (
+        "whole process tree at its peak: the harness process plus its sandbox (templates and every "
+        "open session); peak_sandbox_* is the sandbox's share, peak_main_* the harness process's"
+    )
     results["load_average"] = os.getloadavg()
-    results["target"] = "scaling near-linear to 64; memory ratio (harness at max concurrency / pool) <= 0.2"
+    results["target"] = (
+        "scaling near-linear to 64 (scaling_efficiency >= 0.75, where cpu_bound_items_per_s allows it); "
+        "memory_ratio_pss (whole harness tree, sandbox included, at max concurrency / pool) <= 0.2"
+    )
     return results
 
 

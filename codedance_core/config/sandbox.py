@@ -69,7 +69,12 @@ class SandboxConfig(StrictModel):
         ge=0,
         description="Confined session processes each template keeps forked ahead of need (fast opens).",
     )
-    max_sessions: int = Field(default=256, ge=1, description="Sessions open at once; open_session waits beyond it.")
+    max_sessions: int = Field(
+        default=256,
+        ge=1,
+        description="Session processes alive at once (about 2-4 MiB each); a session's process starts at "
+        "its first execute, which waits beyond this bound.",
+    )
     kill_grace_s: float = Field(
         default=5.0,
         gt=0,

@@ -107,29 +107,40 @@ def kill_and_reap(process: SessionProcess, sweep_uid: bool) -> str:
     """SIGKILL the process (and, with per-session uids, every process of its uid); say how it ended."""
     if not process.pid:
         return "is gone"
-    if sweep_uid:
-        kill_uid_processes(process.uid)
+    # The main process first: in the common case (no children) the sweep then finds only it,
+    # already signalled, and one pass of /proc is enough.
     for kill in (os.killpg, os.kill):  # the group: with isolation 'none' it is the session's own
         try:
             kill(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+    if sweep_uid:
+        kill_uid_processes(process.uid, signalled={process.pid})
     _, status = os.waitpid(process.pid, 0)
     process.pid = 0
     return describe_exit(status)
 
 
-def kill_uid_processes(uid: int) -> None:
-    """Sweep /proc, SIGKILLing every live process of `uid`, until a sweep finds none."""
+def kill_uid_processes(uid: int, signalled: set[int] | None = None) -> None:
+    """SIGKILL every live process of `uid`, sweeping /proc until a sweep finds none not yet killed.
+
+    A process with SIGKILL pending can no longer fork (the kernel aborts a fork when a fatal
+    signal is pending), so once a sweep finds only processes already signalled, nothing of the
+    uid can appear any more: waiting for the victims to finish dying (which for a process with
+    a large address space takes a while) would only burn sweeps. Everything found is signalled
+    again on every sweep, so a pid recycled within the uid is not spared either.
+    """
+    signalled = set(signalled or ())
     for _ in range(KILL_SWEEP_ROUNDS):
-        victims = [pid for pid in live_pids_of_uid(uid)]
-        if not victims:
-            return
-        for pid in victims:
+        found = live_pids_of_uid(uid)
+        for pid in found:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if signalled.issuperset(found):
+            return
+        signalled.update(found)
 
 
 def live_pids_of_uid(uid: int) -> list[int]:
@@ -140,14 +151,36 @@ def live_pids_of_uid(uid: int) -> list[int]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            # /proc/<pid> belongs to the process's effective uid, or to root when it is not
+            # dumpable: any other owner is another session's process (sessions cannot change
+            # uid), and a stat is far cheaper than reading and parsing its status.
+            if os.stat(f"/proc/{name}").st_uid not in (uid, 0):
+                continue
+            with open(f"/proc/{name}/status", "rb") as status:
+                text = status.read()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        uids = fields.get("Uid", "").split()
-        if str(uid) in uids[:2] and not fields.get("State", "").strip().startswith(("Z", "X")):
+        if _status_uid_matches(text, uid) and not _status_is_zombie(text):
             found.append(int(name))
     return found
+
+
+def _status_field(text: bytes, name: bytes) -> bytes:
+    start = text.find(b"\n" + name + b":")
+    if start < 0:
+        return b""
+    start += len(name) + 2
+    end = text.find(b"\n", start)
+    return text[start : end if end >= 0 else len(text)].strip()
+
+
+def _status_uid_matches(text: bytes, uid: int) -> bool:
+    real_and_effective = _status_field(text, b"Uid").split()[:2]
+    return str(uid).encode() in real_and_effective
+
+
+def _status_is_zombie(text: bytes) -> bool:
+    return _status_field(text, b"State").startswith((b"Z", b"X"))
 
 
 def describe_exit(status: int) -> str:

@@ -4,6 +4,12 @@ A rollout opens one `Session` per trajectory and calls `execute` once per tool c
 are cheap (a fork inside an already-running template), so many can be open at once; how many
 snippets run at the same time is bounded by `config.workers`, because they compete for CPU.
 
+A session's process is started lazily, at its first `execute`, and ended at `close`: a
+trajectory that never writes code costs nothing, and one that does holds a process (about 2 MiB
+of its own memory, and a few milliseconds of CPU to start and stop) only from its first code
+block to its end. `config.max_sessions` bounds how many processes are open at once; a trajectory
+waits for one only when it has code to run.
+
 The pool heals itself: a template that dies (or stops answering) is replaced, and each of its
 sessions is reopened on a live template with its image re-injected at its next `execute`, which
 returns `killed` for the call that was lost, exactly like any other failure that resets state.
@@ -38,13 +44,14 @@ T = TypeVar("T")
 class Session:
     """One trajectory's interpreter: `input_image` preloaded, state kept across `execute` calls."""
 
-    def __init__(self, pool: SandboxPool, session_id: str, opening: dict[str, Any],
-                 worker: TemplateWorker) -> None:
+    def __init__(self, pool: SandboxPool, session_id: str, image: Image.Image) -> None:
         self.pool = pool
         self.session_id = session_id
-        self.opening = opening
-        self._worker: TemplateWorker | None = worker
+        self.image: Image.Image | None = image  # until the process is started with it
+        self.opening: dict[str, Any] = {}
+        self._worker: TemplateWorker | None = None
         self._lock = asyncio.Lock()
+        self.started = False
         self.closed = False
 
     async def execute(self, code: str, timeout_s: float | None = None) -> ExecResult:
@@ -52,7 +59,21 @@ class Session:
         if self.closed:
             raise RuntimeError("this sandbox session is closed")
         timeout = self.pool.config.timeout_s if timeout_s is None else timeout_s
-        async with self._lock, self.pool.execution_slots:
+        async with self._lock:
+            if not self.started:
+                await self._start()
+            return await self._execute_started(code, timeout)
+
+    async def _start(self) -> None:
+        """Take a session slot (waiting for one if all are taken) and fork the process."""
+        await self.pool.session_slots.acquire()
+        self.started = True  # from here on, close() gives the slot back
+        self.opening = write_pixels(self.image, self.pool.image_dir / f"{self.session_id}.raw")
+        self.image = None
+        self._worker = await self.pool.place_session(self.session_id, self.opening)
+
+    async def _execute_started(self, code: str, timeout: float) -> ExecResult:
+        async with self.pool.execution_slots:
             started = time.monotonic()
             note = ""
             try:
@@ -74,6 +95,9 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        self.image = None
+        if not self.started:
+            return
         if self._worker is not None:
             await self._worker.close_session(self.session_id)
         self.pool.forget_pixels(self.opening)
@@ -127,18 +151,11 @@ class SandboxPool:
         await self.close()
 
     async def open_session(self, image: Image.Image) -> Session:
-        """A new session with `image` as `input_image` (and `input_image.jpg` in its directory)."""
-        await self.session_slots.acquire()
-        session_id = f"s{next(self._ids)}"
-        opening: dict[str, Any] = {}
-        try:
-            opening = write_pixels(image, self.image_dir / f"{session_id}.raw")
-            worker = await self.place_session(session_id, opening)
-        except BaseException:
-            self.forget_pixels(opening)
-            self.session_slots.release()
-            raise
-        return Session(self, session_id, opening, worker)
+        """A new session with `image` as `input_image` (and `input_image.jpg` in its directory);
+        its process starts at the first `execute`."""
+        if self.image_dir is None:
+            raise RuntimeError("the sandbox pool is not started")
+        return Session(self, f"s{next(self._ids)}", image)
 
     def forget_pixels(self, opening: dict[str, Any]) -> None:
         """Delete a closed session's pixel file."""

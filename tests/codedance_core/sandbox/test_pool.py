@@ -169,3 +169,23 @@ def test_every_image_mode_arrives_intact(pool):
         result = pool.run_once(image, "print(input_image.mode, input_image.size, input_image.getpixel((3, 3)))")
         expected = image if image.mode in ("L", "RGB", "RGBA") else image.convert("RGB")
         assert result.stdout == f"{expected.mode} (30, 20) {expected.getpixel((3, 3))}\n", result
+
+
+def test_a_session_process_starts_at_its_first_execute_and_waits_for_a_free_slot(gradient_image):
+    async def scenario() -> tuple[int, int, bool, str]:
+        async with SandboxPool(SandboxConfig(workers=1, spare_processes=0, max_sessions=1)) as pool:
+            first, second = await pool.open_session(gradient_image), await pool.open_session(gradient_image)
+            idle = (await pool.workers[0].ping())["sessions"]  # opened, no code yet: no process
+            await first.execute("x = 1")
+            running = (await pool.workers[0].ping())["sessions"]
+            waiting = asyncio.create_task(second.execute("print(input_image.size)"))
+            await asyncio.sleep(0.3)
+            blocked = not waiting.done()  # the only slot is first's
+            await first.close()
+            result = await waiting
+            await second.close()
+            return idle, running, blocked, result.stdout
+
+    idle, running, blocked, stdout = asyncio.run(scenario())
+    assert (idle, running, blocked) == (0, 1, True)
+    assert stdout == "(1024, 1024)\n"
