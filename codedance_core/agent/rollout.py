@@ -176,9 +176,10 @@ class Rollout:
 
     # -- one trajectory ---------------------------------------------------------------------------
     async def _drive(self, trajectory: Trajectory, batcher: GenerationBatcher) -> None:
-        # The sandbox session opens while the first turn generates: by the time the model has
-        # written its code, the session is ready, and opening it cost no wall time.
-        opening = asyncio.create_task(self.pool.open_session(_sandbox_image(trajectory.item)))
+        # With early sessions, the sandbox process (a fork of a pre-imported template, a few ms of
+        # CPU) starts while the first turn generates, so it is ready when the code is. Without,
+        # it starts at the first code block: fewer live processes when generation is remote.
+        opening = asyncio.create_task(self._open_session(trajectory))
         try:
             if self.bundle is not None:
                 prompt = self.bundle.encode_messages(to_model_messages(trajectory.messages), trajectory.images)
@@ -217,6 +218,12 @@ class Rollout:
         finally:
             batcher.leave()
             await _close_session(opening)
+
+    async def _open_session(self, trajectory: Trajectory) -> Session:
+        session = await self.pool.open_session(_sandbox_image(trajectory.item))
+        if self.config.early_sessions:
+            await session.start()
+        return session
 
     def _context_full(self, trajectory: Trajectory) -> bool:
         if self.bundle is None:
@@ -276,7 +283,7 @@ class Rollout:
 
 
 async def _close_session(opening: asyncio.Task[Session]) -> None:
-    """Close a session whether or not it was used (or finished opening)."""
+    """Close a session whether or not it ran code (one that never did has no process to end)."""
     try:
         session = await opening
     except Exception:  # noqa: BLE001 -- a session that failed to open has nothing to close

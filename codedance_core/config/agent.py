@@ -23,6 +23,12 @@ class RolloutConfig(StrictModel):
         4000, ge=200, description="Longest observation text; longer outputs are cut with a marker."
     )
     prompt_version: str = Field("suite-v1", description="Prompt set for rows without a system prompt.")
+    early_sessions: bool = Field(
+        True,
+        description="Start each trajectory's sandbox process while its first turn generates, hiding the fork "
+        "behind local generation; False starts it at the first code block (fewer live processes: suits remote, "
+        "latency-bound engines).",
+    )
     batch_wait_ms: float = Field(
         20.0, ge=0, description="How long a generation batch waits for trajectories still running code."
     )

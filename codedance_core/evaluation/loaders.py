@@ -9,6 +9,12 @@ per-benchmark hints (`ColumnHints`) only where a benchmark's columns mean someth
 Images are resolved here, to bytes: an inline struct, raw bytes, base64 text (VLMEvalKit), a
 VLMEvalKit reference to another row's image (a short index string), or a path relative to the
 data file's folder. Downstream code then never has to know where a file lay.
+
+An item keeps its images *encoded* (`LazyImages`) until its rollout reads them: a benchmark's
+pixels would otherwise sit in memory for the whole run (a 1024 px RGB image is 3 MiB decoded,
+a tenth of that as JPEG), growing with the dataset instead of with the items in flight. A
+decoded image that needed no resizing remembers its file (`EncodedImage`), so a data URL or the
+PNG written beside the results can reuse those bytes instead of encoding the pixels again.
 """
 
 from __future__ import annotations
@@ -17,12 +23,19 @@ import ast
 import base64
 import binascii
 import csv
+import io
 import json
+import os
 import sys
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, overload
+
+from PIL import Image
+
+from codedance_core.models.images import ImageDecodeError, decode_image, resize_for_model, smart_resize
 
 OPTION_LETTERS = "ABCDEFGHIJ"
 QUESTION_COLUMNS = ("question", "query", "problem", "text")
@@ -235,3 +248,119 @@ def resolve_rl_images(row: dict[str, Any], images: ImageResolver) -> dict[str, A
     if value is None:
         return row
     return {**row, "images": [{"bytes": images.image_bytes(item)} for item in _as_list(value)]}
+
+
+# Formats that OpenAI-compatible servers accept in a data URL, by Pillow's format name.
+DATA_URL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
+
+
+class EncodedImage(Image.Image):
+    """A decoded RGB image that is exactly the decoding of `encoded`, the file it was read from.
+
+    Whatever needs the picture as a file can send those bytes instead of encoding the pixels
+    again: `data_url()` for a served model, and `save` in the file's own format (PNG for the
+    input images written beside the results) writes them as they are. Pillow's operations
+    return plain `Image.Image`s, so a crop, a resize or a conversion never claims these bytes.
+    """
+
+    encoded: bytes
+    encoded_format: str
+
+    @classmethod
+    def adopt(cls, image: Image.Image, encoded: bytes, encoded_format: str) -> EncodedImage:
+        """`image`'s pixels (shared, not copied) with the file they were decoded from."""
+        adopted = cls()
+        # What Pillow's own Image._new does: attach the pixel core and its mode and size.
+        adopted.im = image.im
+        adopted._mode, adopted._size = image.im.mode, image.im.size
+        adopted.info = dict(image.info)
+        adopted.encoded, adopted.encoded_format = encoded, encoded_format
+        return adopted
+
+    def data_url(self) -> str:
+        """A data URL of the original file: no encoding work, and exactly these pixels."""
+        mime = DATA_URL_FORMATS[self.encoded_format]
+        return f"data:image/{mime};base64," + base64.b64encode(self.encoded).decode("ascii")
+
+    def save(self, fp: str | os.PathLike[str] | IO[bytes], format: str | None = None, **params: Any) -> None:
+        """Pillow's save; asked for the original's format with no options, writes the original."""
+        wanted = format or _format_from_name(fp)
+        if params or wanted is None or wanted.upper() != self.encoded_format:
+            super().save(fp, format, **params)
+            return
+        if isinstance(fp, (str, os.PathLike)):
+            Path(fp).write_bytes(self.encoded)
+        else:
+            fp.write(self.encoded)
+
+
+def _format_from_name(fp: object) -> str | None:
+    if not isinstance(fp, (str, os.PathLike)):
+        return None
+    return Image.registered_extensions().get(Path(fp).suffix.lower())
+
+
+def check_image(data: bytes, min_pixels: int, max_pixels: int) -> None:
+    """Raise ImageDecodeError unless `data` decodes to an image the model can take.
+
+    Run at load time, so that a corrupt image is a counted load failure as it always was, not a
+    crash in the middle of a run; the pixels are dropped at once. A JPEG is decoded at 1/8 scale
+    (`draft`): its whole stream is still read, for a fraction of the work."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            smart_resize(opened.height, opened.width, min_pixels, max_pixels)
+            if opened.format == "JPEG":
+                opened.draft("RGB", (max(1, opened.width // 8), max(1, opened.height // 8)))
+            opened.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageDecodeError(f"cannot decode image ({len(data)} bytes): {error}") from error
+
+
+def decode_for_model(data: bytes, min_pixels: int, max_pixels: int) -> Image.Image:
+    """The image as the model and the sandbox see it (RGB, resized Qwen-style); an `EncodedImage`
+    when the file's own bytes already hold exactly those pixels."""
+    with Image.open(io.BytesIO(data)) as opened:
+        file_format, file_mode = opened.format, opened.mode
+    decoded = decode_image(data)
+    image = resize_for_model(decoded, min_pixels, max_pixels)
+    if image.size != decoded.size or file_mode != "RGB" or file_format not in DATA_URL_FORMATS:
+        return image
+    return EncodedImage.adopt(image, data, file_format)
+
+
+class LazyImages(Sequence[Image.Image]):
+    """An item's images, held encoded and decoded when read.
+
+    A decoded image is remembered only while something else holds it (a weak reference): the
+    rollout's engine requests, the sandbox and the written results all get the same object,
+    decoded once, and its pixels are freed when the trajectory that used them is gone."""
+
+    def __init__(self, encoded: Sequence[bytes], min_pixels: int, max_pixels: int) -> None:
+        self.encoded = list(encoded)
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self._decoded: list[weakref.ref[Image.Image] | None] = [None] * len(self.encoded)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    @overload
+    def __getitem__(self, index: int) -> Image.Image: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Image.Image]: ...
+    def __getitem__(self, index: int | slice) -> Image.Image | list[Image.Image]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        reference = self._decoded[index]
+        image = reference() if reference is not None else None
+        if image is None:
+            image = decode_for_model(self.encoded[index], self.min_pixels, self.max_pixels)
+            self._decoded[index] = weakref.ref(image)
+        return image
+
+    def decoded_count(self) -> int:
+        """How many of these images are decoded in memory right now."""
+        return sum(1 for reference in self._decoded if reference is not None and reference() is not None)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{len(data)} B" for data in self.encoded)
+        return f"LazyImages([{sizes}], decoded={self.decoded_count()})"

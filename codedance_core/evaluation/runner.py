@@ -107,6 +107,9 @@ class EvalRunner:
             temperature=config.temperature,
             samples_per_prompt=config.samples,
             seed=config.seed,
+            # A local model: start sandbox processes early, behind generation. A remote one: on
+            # demand, since the harness is latency-bound and every live process costs memory.
+            early_sessions=bundle is not None,
         )
 
     async def run(self) -> EvalOutputs:

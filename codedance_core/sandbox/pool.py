@@ -64,6 +64,13 @@ class Session:
                 await self._start()
             return await self._execute_started(code, timeout)
 
+    async def start(self) -> None:
+        """Start the process now rather than at the first `execute` (idempotent): a rollout does
+        this while the first turn generates, so the fork costs no wall time."""
+        async with self._lock:
+            if not self.started and not self.closed:
+                await self._start()
+
     async def _start(self) -> None:
         """Take a session slot (waiting for one if all are taken) and fork the process."""
         await self.pool.session_slots.acquire()

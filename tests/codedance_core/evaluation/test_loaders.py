@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 from pathlib import Path
 
 import polars as pl
 import pytest
+from PIL import Image
 
 from codedance_core.data.schemas import EvalItem
 from codedance_core.evaluation.loaders import (
     BenchmarkFormatError,
     ColumnHints,
+    EncodedImage,
     ImageResolver,
+    LazyImages,
+    decode_for_model,
     read_table,
     to_eval_row,
 )
+from codedance_core.models.images import encode_data_url
 
 from .conftest import png_bytes
 
@@ -124,3 +130,47 @@ def test_unknown_file_types_are_refused(tmp_path) -> None:
     (tmp_path / "bench.csv").write_text("a,b\n")
     with pytest.raises(BenchmarkFormatError, match="expected .parquet"):
         list(read_table(tmp_path / "bench.csv"))
+
+
+BOUNDS = (4 * 784, 256 * 784)
+
+
+def jpeg_bytes(size: tuple[int, int] = (224, 224)) -> bytes:
+    buffer = io.BytesIO()
+    Image.linear_gradient("L").convert("RGB").resize(size).save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def test_an_image_the_model_takes_as_is_keeps_its_file_for_data_urls_and_saving(tmp_path) -> None:
+    original = png_bytes("red", (224, 224))  # 224 = 8 x 28: no resize needed
+    image = decode_for_model(original, *BOUNDS)
+    assert isinstance(image, EncodedImage) and image.size == (224, 224) and image.getpixel((5, 5)) == (255, 0, 0)
+    # The engine's data URL (PNG) and the PNG written beside the results are the file itself.
+    assert encode_data_url(image) == "data:image/png;base64," + base64.b64encode(original).decode("ascii")
+    image.save(tmp_path / "input0.png")
+    assert (tmp_path / "input0.png").read_bytes() == original
+
+    photo = jpeg_bytes()
+    decoded = decode_for_model(photo, *BOUNDS)
+    assert decoded.data_url() == "data:image/jpeg;base64," + base64.b64encode(photo).decode("ascii")
+    with Image.open(io.BytesIO(photo)) as reread:  # the URL's bytes decode to exactly these pixels
+        assert reread.convert("RGB").tobytes() == decoded.tobytes()
+    decoded.save(tmp_path / "asked_for_png.png")  # another format is encoded as usual
+    assert Image.open(tmp_path / "asked_for_png.png").format == "PNG"
+
+
+def test_a_resized_or_edited_image_does_not_claim_the_original_file() -> None:
+    resized = decode_for_model(png_bytes("red", (300, 200)), *BOUNDS)
+    assert not isinstance(resized, EncodedImage) and resized.size == (308, 196)
+    kept = decode_for_model(png_bytes("red", (224, 224)), *BOUNDS)
+    assert not isinstance(kept.crop((0, 0, 56, 56)), EncodedImage)
+    assert not isinstance(kept.convert("L"), EncodedImage)
+
+
+def test_lazy_images_decode_on_read_and_share_the_decoded_image_while_it_is_held() -> None:
+    images = LazyImages([png_bytes("red"), jpeg_bytes((300, 200))], *BOUNDS)
+    assert len(images) == 2 and images.decoded_count() == 0
+    first, second = list(images)
+    assert images.decoded_count() == 2 and images[0] is first and images[-1] is second
+    assert second.size == (308, 196)  # resized Qwen-style, as the model and the sandbox need
+    assert images[:1] == [first]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import polars as pl
 import pytest
 
+from codedance_core.agent.items import item_from_eval_row
 from codedance_core.agent.prompts import get_prompts
 from codedance_core.evaluation.loaders import BenchmarkFormatError
 from codedance_core.evaluation.registry import BENCHMARKS, LoadFailure, get_benchmark, load_items
@@ -100,3 +102,35 @@ def test_a_bad_row_is_a_load_failure_not_a_crash(tmp_path) -> None:
 def test_a_folder_for_a_file_benchmark_names_the_expected_layout(tmp_path) -> None:
     with pytest.raises(BenchmarkFormatError, match="ChartQA parquet"):
         load_items(get_benchmark("chartqa"), tmp_path, *BOUNDS)
+
+
+def test_an_items_image_is_not_decoded_before_its_rollout_reads_it(tmp_path) -> None:
+    rows = [("How many?", "3", colour) for colour in ("red", "green", "blue")]
+    data = eval_parquet(tmp_path / "b.parquet", rows)
+    items = load_items(get_benchmark("parquet"), data, *BOUNDS)
+    assert [item.images.decoded_count() for item in items] == [0, 0, 0]  # only the file bytes are held
+
+    image = items[1].images[0]  # what the rollout does: decoded now, once, shared while in use
+    assert items[1].images[0] is image and items[1].images.decoded_count() == 1
+    assert image.getpixel((0, 0)) == (0, 128, 0)
+    eager = item_from_eval_row(
+        {"id": "1", "question": "How many?", "answer": "3", "images": [{"bytes": png_bytes("green")}],
+         "data_source": "pixels"}, 1, *BOUNDS,
+    )  # the builder that decodes at once: same prompt, same pixels
+    assert items[1].messages == eager.messages
+    assert image.tobytes() == eager.images[0].tobytes() and image.size == eager.images[0].size
+
+    del image  # the trajectory is gone: so are the pixels
+    gc.collect()
+    assert items[1].images.decoded_count() == 0
+
+
+def test_an_image_that_does_not_decode_is_still_a_load_failure(tmp_path) -> None:
+    path = tmp_path / "b.jsonl"
+    (tmp_path / "ok.png").write_bytes(png_bytes())
+    (tmp_path / "cut.png").write_bytes(png_bytes()[:60])  # a valid header, its pixels cut off
+    lines = [{"question": "q", "answer": "1", "image": name} for name in ("ok.png", "cut.png")]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    good, bad = load_items(get_benchmark("countbench"), path, *BOUNDS)
+    assert not isinstance(good, LoadFailure)
+    assert isinstance(bad, LoadFailure) and "cannot decode image" in bad.reason
