@@ -64,10 +64,10 @@ def _extreme_code(word: str, count: int) -> str:
     the regions left are the marks, left to right in the options' order. A higher mark has a
     higher centre on the image whether it is a bar (bottoms are all on the axis) or a marker.
     """
-    pick = "min" if word == "highest" else "max"
     return f"""import numpy as np
 from scipy import ndimage
 
+options, wanted = {LETTERS[:count]!r}, {word!r}  # the options' letters, left to right
 palette = {dict(PALETTE)!r}
 pixels = np.asarray(input_image.convert("RGB")).astype(int)
 masks = {{colour: np.abs(pixels - rgb).sum(axis=2) < {SHAPE_TOLERANCE} for colour, rgb in palette.items()}}
@@ -75,8 +75,9 @@ data = max(masks.values(), key=lambda mask: mask.sum())  # the chart's own colou
 side = max(2, round(input_image.width / 130))  # wider than the line, narrower than a marker
 labels, n = ndimage.label(ndimage.binary_opening(data, structure=np.ones((side, side))))
 centres = [(ys.start + ys.stop) / 2 for ys, xs in sorted(ndimage.find_objects(labels), key=lambda r: r[1].start)]
+best = min(centres) if wanted == "highest" else max(centres)  # rows grow downwards
 print("marks:", n)
-print("{word}:", "{LETTERS[:count]}"[centres.index({pick}(centres))])
+print(wanted + ":", options[centres.index(best)])
 """
 
 

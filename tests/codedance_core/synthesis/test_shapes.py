@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 from codedance_core.data.suite import arithmetic, count, search
 from codedance_core.data.suite.generator import item_rng
 from codedance_core.models.images import resize_for_model
-from codedance_core.synthesis.shapes import FIND_SHAPES_CODE, count_code, relation_code
+from codedance_core.synthesis.shapes import FIND_SHAPES_CODE, IMPORTS, count_code, relation_code
 
 TINY_PIXELS = 144 * 28 * 28
 
@@ -18,7 +18,7 @@ def run(code: str, image) -> tuple[dict, str]:
     """Run a writer's script the way the sandbox does (input_image preloaded); its globals and stdout."""
     namespace = {"input_image": image}
     with redirect_stdout(io.StringIO()) as out:
-        exec(compile(code, "<script>", "exec"), namespace)  # our own generated code, not user input
+        exec(compile(code, "<script>", "exec"), namespace)  # noqa: S102 - our own generated script
     return namespace, out.getvalue()
 
 
@@ -30,7 +30,7 @@ def easy(family, generate, index):
 def test_every_shape_of_easy_count_images_is_found_with_its_colour_and_kind():
     for index in range(25):
         task, image = easy("count", count.generate, index)
-        namespace, _ = run(FIND_SHAPES_CODE, image)
+        namespace, _ = run(IMPORTS + FIND_SHAPES_CODE, image)
         found = Counter((colour, kind) for colour, kind, *_box in namespace["shapes"])
         assert found == Counter((s["colour"], s["kind"]) for s in task.params["shapes"]), index
 
@@ -49,7 +49,7 @@ def test_count_arithmetic_figures_are_read_exactly():
         task, image = easy("math", arithmetic.generate, index)
         if task.params["figure"] != "count_arithmetic":
             continue
-        namespace, _ = run(FIND_SHAPES_CODE, image)
+        namespace, _ = run(IMPORTS + FIND_SHAPES_CODE, image)
         kinds = Counter(kind for _colour, kind, *_box in namespace["shapes"])
         assert kinds == Counter(s["kind"] for s in task.params["shapes"])
         checked += 1
