@@ -57,6 +57,15 @@ class TinyModelConfig(StrictModel):
         True, description="Share input and output embeddings (halves the params)."
     )
     seed: int = Field(0, description="Seed for the random weights.")
+    pretrain_steps: int = Field(
+        0,
+        ge=0,
+        description="Steps of text pretraining on suite questions copied into a thought (models/pretrain.py), "
+        "so SFT starts from a model that can copy; 0 keeps the random weights.",
+    )
+    pretrain_rows: int = Field(1500, ge=1, description="Suite rows whose questions the pretraining texts are made of.")
+    pretrain_batch_size: int = Field(32, ge=1, description="Texts per pretraining step.")
+    pretrain_learning_rate: float = Field(3e-3, gt=0, description="Peak learning rate of the pretraining (cosine).")
 
     @model_validator(mode="after")
     def _check_heads(self) -> TinyModelConfig:

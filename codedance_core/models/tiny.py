@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -91,7 +92,8 @@ def tiny_qwen_config(config: TinyModelConfig, vocab_size: int, token_ids: dict[s
 def build_tiny_model(
     out_dir: str | Path, corpus: Iterable[str], config: TinyModelConfig | None = None
 ) -> Path:
-    """Train the tokenizer on `corpus`, build the random-weight model, save all three; returns out_dir."""
+    """Train the tokenizer on `corpus`, build the random-weight model (pretrained on copy texts when
+    `config.pretrain_steps`), save model, tokenizer and image processor; returns out_dir."""
     config = config or TinyModelConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,10 +106,22 @@ def build_tiny_model(
         pad_token_id=token_ids[END_OF_TEXT],
         bos_token_id=token_ids[END_OF_TEXT],
     )
+    if config.pretrain_steps:
+        pretrain_for_copying(model, tokenizer, config)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     build_image_processor(config.min_pixels, config.max_pixels).save_pretrained(str(out_dir))
     return out_dir
+
+
+def pretrain_for_copying(model: torch.nn.Module, tokenizer: Any, config: TinyModelConfig) -> list[float]:
+    """Pretrain on `config.pretrain_rows` suite questions (see models/pretrain.py); the step losses."""
+    from codedance_core.config.data import SuiteSpec
+    from codedance_core.data.suite import generate_rows
+    from codedance_core.models.pretrain import copy_texts, pretrain
+
+    rows = generate_rows(SuiteSpec(n=config.pretrain_rows, seed=config.seed, split="train"))
+    return pretrain(model, tokenizer, copy_texts(rows, tokenizer), config)
 
 
 def parameter_count(model: torch.nn.Module) -> int:
