@@ -9,6 +9,7 @@ resized image.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
@@ -40,8 +41,12 @@ def load_image(ref: ImageRef, min_pixels: int, max_pixels: int) -> Image.Image:
     return resize_for_model(decode_image(source).convert("RGB"), min_pixels, max_pixels)
 
 
-def item_from_rl_row(row: dict[str, Any], index: int, min_pixels: int, max_pixels: int) -> RolloutItem:
-    """A RolloutItem from an RL row (either spelling); the row keeps its own system prompt."""
+def item_from_rl_row(
+    row: dict[str, Any], index: int, min_pixels: int, max_pixels: int, images: Sequence[Image.Image] | None = None
+) -> RolloutItem:
+    """A RolloutItem from an RL row (either spelling); the row keeps its own system prompt.
+
+    `images`: the row's images already at hand (e.g. kept encoded until read); None decodes them."""
     parsed = RLRow.model_validate(row)
     messages = [{"role": m.role, "content": m.content} for m in parsed.prompt]
     question = parsed.extra_info.question or next(m["content"] for m in messages if m["role"] == "user")
@@ -49,7 +54,7 @@ def item_from_rl_row(row: dict[str, Any], index: int, min_pixels: int, max_pixel
     return RolloutItem(
         item_id=item_id,
         messages=messages,
-        images=[load_image(ref, min_pixels, max_pixels) for ref in parsed.images],
+        images=_images(parsed.images, min_pixels, max_pixels, images),
         gold=parsed.reward_model.ground_truth,
         data_source=parsed.data_source,
         question=question,
@@ -58,15 +63,20 @@ def item_from_rl_row(row: dict[str, Any], index: int, min_pixels: int, max_pixel
 
 
 def item_from_eval_row(
-    row: dict[str, Any], index: int, min_pixels: int, max_pixels: int, prompts: PromptSet | None = None
+    row: dict[str, Any],
+    index: int,
+    min_pixels: int,
+    max_pixels: int,
+    prompts: PromptSet | None = None,
+    images: Sequence[Image.Image] | None = None,
 ) -> RolloutItem:
-    """A RolloutItem from an evaluation item, with our versioned prompt."""
+    """A RolloutItem from an evaluation item, with our versioned prompt (`images` as for RL rows)."""
     parsed = EvalItem.model_validate(row)
     question = parsed.question
     if parsed.options and "(A)" not in question:
         letters = "ABCDEFGHIJ"
         question += "\nOptions:\n" + "\n".join(f"({letters[i]}) {opt}" for i, opt in enumerate(parsed.options))
-    images = [load_image(ref, min_pixels, max_pixels) for ref in parsed.images]
+    images = _images(parsed.images, min_pixels, max_pixels, images)
     messages = initial_messages(question, prompts or get_prompts(), with_image=False)
     messages[-1]["content"] = "<image>" * len(images) + "\n" + messages[-1]["content"]
     return RolloutItem(
@@ -78,3 +88,14 @@ def item_from_eval_row(
         question=parsed.question,
         options=parsed.options or None,
     )
+
+
+def _images(
+    refs: Sequence[ImageRef], min_pixels: int, max_pixels: int, given: Sequence[Image.Image] | None
+) -> list[Image.Image]:
+    """The given images (one per reference) or the references decoded and resized."""
+    if given is None:
+        return [load_image(ref, min_pixels, max_pixels) for ref in refs]
+    if len(given) != len(refs):
+        raise ValueError(f"{len(given)} images given for {len(refs)} image references")
+    return given  # type: ignore[return-value] -- any Sequence of images (a lazily decoded one included)

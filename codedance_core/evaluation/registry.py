@@ -10,13 +10,10 @@ the file is loaded, and decoded for good only when its item is rolled out.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-from PIL import Image
 
 from codedance_core.agent.items import item_from_eval_row, item_from_rl_row
 from codedance_core.agent.trajectory import RolloutItem
@@ -201,40 +198,19 @@ def _load_one(
         if _is_rl_row(benchmark, row):
             resolved = resolve_rl_images(row, images)
             encoded = _encoded_images(resolved, min_pixels, max_pixels)
-            item = item_from_rl_row(_with_stand_ins(resolved, encoded), index, min_pixels, max_pixels)
+            item = item_from_rl_row(resolved, index, min_pixels, max_pixels, images=encoded)
             if data_source:
                 item.data_source = data_source
         else:
             eval_row = to_eval_row(row, index, source_name, images, benchmark.hints)
             encoded = _encoded_images(eval_row, min_pixels, max_pixels)
-            item = item_from_eval_row(_with_stand_ins(eval_row, encoded), index, min_pixels, max_pixels)
-        item.images = encoded  # type: ignore[assignment] -- a Sequence of images, decoded when read
+            item = item_from_eval_row(eval_row, index, min_pixels, max_pixels, images=encoded)
         return item
     except (ValueError, KeyError, TypeError, OSError) as error:  # pydantic errors are ValueErrors
         item_id = str(row.get("id") or row.get("index") or index)
         return LoadFailure(
             f"{source_name}:{item_id}", f"{type(error).__name__}: {str(error)[:300]}", source_name
         )
-
-
-def _with_stand_ins(row: dict[str, Any], encoded: LazyImages) -> dict[str, Any]:
-    """The row with each image replaced by a 1x1 stand-in for the item builders.
-
-    `item_from_*_row` validate the row, write the prompt (one `<image>` marker per image) and
-    decode every image; only the decoding is unwanted here, and the stand-ins cost microseconds.
-    The item's real images are `encoded`, put in place right after."""
-    if row.get("images") is None:
-        return row  # the builder says what it says about a row without images, as before
-    return {**row, "images": [{"bytes": _STAND_IN_PNG}] * len(encoded)}
-
-
-def _one_pixel_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-_STAND_IN_PNG = _one_pixel_png()
 
 
 def _encoded_images(row: dict[str, Any], min_pixels: int, max_pixels: int) -> LazyImages:
