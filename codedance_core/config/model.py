@@ -45,7 +45,7 @@ class TinyModelConfig(StrictModel):
     max_pixels: int = Field(
         256 * PIXELS_PER_CELL,
         ge=PIXELS_PER_CELL,
-        description="Largest image area after resizing (tiny: 256 cells).",
+        description="Largest image area after resizing (the tiny profile sets 144 cells).",
     )
     initializer_range: float = Field(
         0.2,

@@ -76,7 +76,7 @@ class SynthesisConfig(StrictModel):
     max_pixels: int = Field(
         256 * PIXELS_PER_CELL,
         ge=PIXELS_PER_CELL,
-        description="Largest image area after resizing; must equal the policy's (tiny: 256 cells, paper: 16384).",
+        description="Largest image area after resizing; must equal the policy's (tiny profile: 144 cells, paper: 16384).",
     )
     concurrency: int = Field(8, ge=1, description="Trajectories synthesised at once (sandbox sessions open).")
     batch_rows: int = Field(64, ge=1, description="Input rows read per batch; bounds memory on large inputs.")
