@@ -154,17 +154,9 @@ _CODE_TEMPLATES = [
 ]
 
 
-def _synthesis_programs() -> list[str]:
-    """The coordinate-free scripts the trajectory writers use, so their lines get few tokens each."""
-    from codedance_core.synthesis.shapes import FIND_SHAPES_CODE
-
-    return [FIND_SHAPES_CODE.replace("{", "{{").replace("}", "}}")]
-
-
 def code_snippets(n: int, seed: int = 0) -> Iterator[str]:
     """`n` CodeDance-style turns: think, code wrapped in <code>```python```</code>, an observation."""
     rng = random.Random(seed)
-    templates = _CODE_TEMPLATES + _synthesis_programs()
     for _ in range(n):
         values = {
             "x0": rng.randint(0, 200),
@@ -174,7 +166,7 @@ def code_snippets(n: int, seed: int = 0) -> Iterator[str]:
             "k": rng.randint(2, 4),
             "t": rng.randint(50, 200),
         }
-        code = rng.choice(templates).format(**values)
+        code = rng.choice(_CODE_TEMPLATES).format(**values)
         yield (
             f"<think>Let me look closer.</think>\n<code>\n```python\n{code}\n```\n</code>\n"
             f"<tool_response>\n{rng.randint(0, 50)}\n</tool_response>\n<answer>{rng.randint(0, 50)}</answer>"
