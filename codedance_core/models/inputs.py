@@ -14,7 +14,7 @@ positions for image tokens).
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -101,6 +101,18 @@ class PixelCache:
         self.hits = 0
         self.misses = 0
 
+    def _forget(self, key: int) -> Callable[[weakref.ref], None]:
+        """A callback that drops an entry's pixels as soon as its image dies: callers that decode
+        images afresh for every batch (SFT, pretraining) would otherwise keep up to `max_items`
+        dead images' pixels alive, gigabytes at 144 cells."""
+
+        def forget(dead: weakref.ref) -> None:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is dead:
+                del self._entries[key]
+
+        return forget
+
     def _get(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor] | None:
         entry = self._entries.get(id(image))
         if entry is None or entry[0]() is not image:
@@ -124,7 +136,7 @@ class PixelCache:
             if len(self._entries) + len(missing) > self.max_items:
                 self._entries = {k: v for k, v in self._entries.items() if v[0]() is not None}
             for image, grid, pixel in zip(missing, grids, pixels, strict=True):
-                self._entries[id(image)] = (weakref.ref(image), pixel, grid)
+                self._entries[id(image)] = (weakref.ref(image, self._forget(id(image))), pixel, grid)
         self.hits += len(images) - len(missing)
         found = [self._get(image) for image in images]
         return torch.cat([f[0] for f in found]), torch.stack([f[1] for f in found])  # type: ignore[index]

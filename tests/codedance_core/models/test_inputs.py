@@ -68,3 +68,16 @@ def test_pixel_cache_processes_each_image_once_and_matches_the_processor(tiny_bu
     assert torch.equal(again[1], direct["image_grid_thw"])
     assert torch.allclose(again[0], direct["pixel_values"])
     assert torch.allclose(first[0], processor(images=[a, b], return_tensors="pt")["pixel_values"])
+
+
+def test_pixel_cache_lets_go_of_an_image_s_pixels_when_the_image_dies(tiny_bundle) -> None:
+    from PIL import Image
+
+    from codedance_core.models.inputs import PixelCache
+
+    cache = PixelCache()
+    for colour in ("red", "green", "blue"):  # a fresh image per batch, as SFT decodes them
+        cache.features(tiny_bundle.image_processor, [Image.new("RGB", (64, 64), colour)])
+    kept = Image.new("RGB", (64, 64), "white")
+    cache.features(tiny_bundle.image_processor, [kept])
+    assert len(cache._entries) == 1, "only the live image's pixels are held"
