@@ -138,3 +138,14 @@ def test_direct_items_can_check_their_answer_with_a_needless_call(pool):
         assert outcome.trajectory.tool_calls == 1
         tool = next(m["content"] for m in outcome.row["messages"] if m["role"] == "tool")
         assert f"answer: {outcome.trajectory.answer}" in tool  # the answer is what the code printed
+
+
+def test_a_search_relation_item_fails_by_typo_since_it_has_no_crop_to_miss():
+    from codedance_core.synthesis.items import prepare_item
+    from codedance_core.synthesis.pipeline import failure_plan
+
+    config = SynthesisConfig(failure_rate=1.0)
+    items = [prepare_item(row, index, config) for index, row in enumerate(suite_rows(["search"], 12))]
+    plans = {(item.params["question_kind"], failure_plan(config, item)[1]) for item in items}
+    assert ("relation", "typo") in plans and ("relation", "miss") not in plans
+    assert ("colour", "miss") in plans, "colour items still miss half the time"
