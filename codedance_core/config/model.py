@@ -60,11 +60,11 @@ class TinyModelConfig(StrictModel):
     pretrain_steps: int = Field(
         0,
         ge=0,
-        description="Steps of text pretraining on suite questions copied into a thought (models/pretrain.py), "
-        "so SFT starts from a model that can copy; 0 keeps the random weights.",
+        description="Steps of pretraining on suite items (image and question in the policy's format) answered by "
+        "a thought that repeats the question (models/pretrain.py); 0 keeps the random weights.",
     )
-    pretrain_rows: int = Field(1500, ge=1, description="Suite rows whose questions the pretraining texts are made of.")
-    pretrain_batch_size: int = Field(32, ge=1, description="Texts per pretraining step.")
+    pretrain_rows: int = Field(1500, ge=1, description="Suite rows the pretraining conversations are made of.")
+    pretrain_batch_size: int = Field(32, ge=1, description="Conversations per pretraining step.")
     pretrain_learning_rate: float = Field(3e-3, gt=0, description="Peak learning rate of the pretraining (cosine).")
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""A short text pretraining of the tiny model, so that it arrives at SFT able to copy.
+"""A short pretraining of the tiny model, so that it arrives at SFT able to copy.
 
 A real policy starts from a pretrained checkpoint that can already repeat what it read; a
 random-weight model cannot, and SFT on a few hundred trajectories does not teach it: measured
@@ -8,48 +8,68 @@ made-up slot (a count of the wrong colour, a note's wrong colour). Copying needs
 heads that find an earlier occurrence and repeat what followed it, which a small model learns
 from many short copy examples long before it learns them from long trajectories.
 
-So the tiny model is pretrained for `TinyModelConfig.pretrain_steps` on suite questions, each
-in the policy's chat format and followed by an assistant turn that repeats the question in its
-thought and gives the answer: text only (no image). It is the one place where the tiny model
-gets "general" skills before SFT.
+So the tiny model is pretrained for `TinyModelConfig.pretrain_steps` on suite items, each in
+the policy's own chat format with its image (system prompt, image, question, instruction) and
+followed by an assistant turn whose thought repeats the question, then the answer. The format
+is the point, as measured on the probe above:
+- pretrained on the bare question, the model copied it; with the system prompt and the
+  instruction between question and thought it copied 2 colours of 3;
+- pretrained without the image, it stopped copying once 144 image tokens stood in the prompt,
+  so the image is in every pretraining prompt, as in every SFT and RL prompt.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+from PIL import Image
 
+from codedance_core.agent.messages import to_model_messages
+from codedance_core.agent.prompts import initial_messages
 from codedance_core.config.model import TinyModelConfig
-from codedance_core.models.tokenizer import END_OF_TEXT
+from codedance_core.models.inputs import EncodedPrompt
+from codedance_core.models.tokenizer import IM_START
+
+IGNORE_INDEX = -100
 
 
-def copy_texts(rows: Iterable[dict[str, Any]], tokenizer: Any) -> list[str]:
-    """One conversation per suite row, in the policy's own format (system prompt, the question and
-    the instruction; no image): an assistant turn whose thought repeats the question, then the answer.
+def copy_conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A suite row as the policy sees it, answered by a thought that repeats the question."""
+    extra = row["extra_info"]
+    question, answer = extra["question"], extra["answer"]
+    reply = f"<think>\n{question}\n</think>\n<answer>{answer}</answer>"
+    return to_model_messages([*initial_messages(question), {"role": "assistant", "content": reply}])
 
-    The format matters: a model pretrained on the bare question copied it, yet did not copy once
-    the system prompt and the instruction stood between the question and its thought.
+
+def row_image(row: dict[str, Any]) -> Image.Image:
+    """The row's (first) image, decoded."""
+    return Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
+
+
+def copy_prompts(rows: Iterable[dict[str, Any]], bundle: Any) -> list[EncodedPrompt]:
+    """Each row's copy conversation encoded with its image (image pads expanded)."""
+    return [
+        bundle.encode_messages(copy_conversation(row), [row_image(row)], add_generation_prompt=False)
+        for row in rows
+    ]
+
+
+def pretrain(bundle: Any, rows: Sequence[dict[str, Any]], config: TinyModelConfig) -> list[float]:
+    """Train `bundle.model` in place as a causal LM on the rows' copy conversations, images in the
+    prompt; returns the loss of every step. Only the reply carries loss, as in SFT: on the whole
+    conversation the constant system prompt and the unpredictable question outweighed the few
+    slot tokens where copying pays, and the model learnt the template instead.
+
+    Rows are encoded batch by batch (decoding a 672 px PNG and tokenizing a conversation take a few
+    ms), so a pretraining over thousands of items never holds their pixels all at once.
     """
-    from codedance_core.agent.prompts import initial_messages
-
-    texts = []
-    for row in rows:
-        extra = row["extra_info"]
-        question, answer = extra["question"], extra["answer"]
-        reply = f"<think>\n{question}\n</think>\n<answer>{answer}</answer>"
-        messages = [*initial_messages(question, with_image=False), {"role": "assistant", "content": reply}]
-        texts.append(tokenizer.apply_chat_template(messages, tokenize=False))
-    return texts
-
-
-def pretrain(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], config: TinyModelConfig) -> list[float]:
-    """Train `model` in place as a causal LM on `texts` (text only); returns the loss of every step."""
-    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    pad_id = int(tokenizer.convert_tokens_to_ids(END_OF_TEXT))
+    model = bundle.model
+    reply_start = bundle.tokenizer.encode(f"{IM_START}assistant\n", add_special_tokens=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.pretrain_learning_rate, weight_decay=0.01)
     rng = random.Random(config.seed)
     warmup = max(1, config.pretrain_steps // 20)
@@ -60,10 +80,10 @@ def pretrain(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], confi
             group["lr"] = config.pretrain_learning_rate * min(1.0, (step + 1) / warmup) * (
                 0.5 * (1 + math.cos(math.pi * step / config.pretrain_steps))
             )
-        batch = rng.sample(encoded, min(config.pretrain_batch_size, len(encoded)))
-        input_ids, attention_mask = _pad(batch, pad_id)
-        labels = input_ids.masked_fill(attention_mask == 0, -100)
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        batch = rng.sample(list(rows), min(config.pretrain_batch_size, len(rows)))
+        prompts = copy_prompts(batch, bundle)
+        inputs = bundle.model_inputs(prompts)
+        loss = model(**inputs, labels=reply_labels(inputs["input_ids"], prompts, reply_start)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -73,12 +93,13 @@ def pretrain(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], confi
     return losses
 
 
-def _pad(batch: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids and their attention mask."""
-    length = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), length), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[row, : len(ids)] = 1
-    return input_ids, attention_mask
+def reply_labels(input_ids: torch.Tensor, prompts: Sequence[EncodedPrompt], reply_start: list[int]) -> torch.Tensor:
+    """Labels for left-padded `input_ids`: each row's last reply (after its last `reply_start`)."""
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    width = input_ids.shape[1]
+    for row, prompt in enumerate(prompts):
+        ids = prompt.token_ids
+        start = max(i for i in range(len(ids) - len(reply_start) + 1) if ids[i : i + len(reply_start)] == reply_start)
+        offset = width - len(ids) + start + len(reply_start)
+        labels[row, offset:] = input_ids[row, offset:]
+    return labels

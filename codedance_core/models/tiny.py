@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -106,22 +105,27 @@ def build_tiny_model(
         pad_token_id=token_ids[END_OF_TEXT],
         bos_token_id=token_ids[END_OF_TEXT],
     )
-    if config.pretrain_steps:
-        pretrain_for_copying(model, tokenizer, config)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     build_image_processor(config.min_pixels, config.max_pixels).save_pretrained(str(out_dir))
+    if config.pretrain_steps:
+        pretrain_for_copying(out_dir, config)
     return out_dir
 
 
-def pretrain_for_copying(model: torch.nn.Module, tokenizer: Any, config: TinyModelConfig) -> list[float]:
-    """Pretrain on `config.pretrain_rows` suite questions (see models/pretrain.py); the step losses."""
+def pretrain_for_copying(model_dir: Path, config: TinyModelConfig) -> list[float]:
+    """Pretrain the saved model on `config.pretrain_rows` suite items (see models/pretrain.py) and
+    save it again; the step losses. It goes through the bundle because the prompts hold images."""
     from codedance_core.config.data import SuiteSpec
     from codedance_core.data.suite import generate_rows
-    from codedance_core.models.pretrain import copy_texts, pretrain
+    from codedance_core.models.bundle import load_model_bundle
+    from codedance_core.models.pretrain import pretrain
 
-    rows = generate_rows(SuiteSpec(n=config.pretrain_rows, seed=config.seed, split="train"))
-    return pretrain(model, tokenizer, copy_texts(rows, tokenizer), config)
+    bundle = load_model_bundle(model_dir, device="cpu", dtype="float32")
+    rows = list(generate_rows(SuiteSpec(n=config.pretrain_rows, seed=config.seed, split="train")))
+    losses = pretrain(bundle, rows, config)
+    bundle.model.save_pretrained(str(model_dir))
+    return losses
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -1,4 +1,4 @@
-"""Copy pretraining of the tiny model: its texts, and that it really trains the model."""
+"""Copy pretraining of the tiny model: its conversations, its labels, and that it really trains."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from codedance_core.config.data import SuiteSpec
 from codedance_core.config.model import TinyModelConfig
 from codedance_core.data.suite import make_row
 from codedance_core.models import load_model_bundle
-from codedance_core.models.pretrain import copy_texts, pretrain
-from codedance_core.models.tokenizer import IM_END
+from codedance_core.models.pretrain import IGNORE_INDEX, copy_prompts, pretrain, reply_labels
+from codedance_core.models.tokenizer import IM_END, IM_START
 
 
 def suite_rows(n: int) -> list[dict]:
@@ -17,20 +17,33 @@ def suite_rows(n: int) -> list[dict]:
     return [make_row(spec, index) for index in range(n)]
 
 
-def test_a_copy_text_repeats_the_question_in_the_thought_then_answers(tiny_bundle):
+def test_a_copy_conversation_has_the_image_and_a_thought_that_repeats_the_question(tiny_bundle):
     row = suite_rows(1)[0]
-    text = copy_texts([row], tiny_bundle.tokenizer)[0]
+    prompt = copy_prompts([row], tiny_bundle)[0]
+    text = tiny_bundle.tokenizer.decode(prompt.token_ids)
     question = row["extra_info"]["question"]
-    assert text.startswith("<|im_start|>system\n") and f"<|im_start|>user\n{question}\n\n" in text
+    assert len(prompt.images) == 1 and prompt.token_ids.count(tiny_bundle.image_token_id) > 1
+    assert text.startswith(f"{IM_START}system\n") and f"{question}\n\n" in text
     assert f"<think>\n{question}\n</think>\n<answer>{row['extra_info']['answer']}</answer>{IM_END}" in text
+
+
+def test_only_the_reply_carries_loss(tiny_bundle):
+    prompts = copy_prompts(suite_rows(3), tiny_bundle)
+    inputs = tiny_bundle.model_inputs(prompts)
+    reply_start = tiny_bundle.tokenizer.encode(f"{IM_START}assistant\n", add_special_tokens=False)
+    labels = reply_labels(inputs["input_ids"], prompts, reply_start)
+    for row, prompt in enumerate(prompts):
+        kept = labels[row][labels[row] != IGNORE_INDEX].tolist()
+        assert tiny_bundle.tokenizer.decode(kept).startswith("<think>\n")
+        assert kept == prompt.token_ids[-len(kept) :], "the labels are the reply's own ids, to the end"
 
 
 def test_pretraining_lowers_the_loss_and_changes_the_weights(tiny_model_dir):
     bundle = load_model_bundle(tiny_model_dir, device="cpu", dtype="float32")  # a private copy to train
     before = {name: p.detach().clone() for name, p in bundle.model.named_parameters()}
-    config = TinyModelConfig(pretrain_steps=40, pretrain_batch_size=8, pretrain_learning_rate=3e-3)
-    losses = pretrain(bundle.model, bundle.tokenizer, copy_texts(suite_rows(24), bundle.tokenizer), config)
-    assert len(losses) == 40
+    config = TinyModelConfig(pretrain_steps=30, pretrain_batch_size=4, pretrain_learning_rate=3e-3)
+    losses = pretrain(bundle, suite_rows(12), config)
+    assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     changed = [name for name, p in bundle.model.named_parameters() if not torch.equal(p, before[name])]
     assert any("language_model" in name or "embed" in name for name in changed)
