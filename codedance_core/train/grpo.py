@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +59,10 @@ from codedance_core.train.grpo_rollout import (
     sync_vllm_weights,
 )
 from codedance_core.train.grpo_step import Policy, score_batch, update_policy
-from codedance_core.train.model_setup import prepare_for_training, save_model_dir, trainable_parameter_groups
+from codedance_core.train.model_setup import save_model_dir, trainable_parameter_groups
+from codedance_core.train.run_start import FINAL_MODEL_DIR, MetricsCallback, RunStart, append_metrics
 
-MetricsCallback = Callable[[dict[str, float], int], None]
-METRICS_FILE = "metrics.jsonl"
 TRAJECTORY_DIR = "trajectories"
-FINAL_MODEL_DIR = "model"
 _RANK_SEED_STRIDE = 1_000_003  # workers sample different streams for different prompts
 
 
@@ -151,28 +149,13 @@ def train_grpo(
     `rollout`, `rewards`, `sandbox`, `engine` are the profile's sections (defaults if omitted);
     `engine.kind` must be hf (CPU/GPU, shares the trainer's model) or vllm (GPU, synced each step).
     """
-    from codedance_core.models import load_model_bundle
-
     dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
     if config.prompts_per_step % dist.world_size:
         raise ValueError(f"prompts_per_step={config.prompts_per_step} does not split over {dist.world_size} workers")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    checkpoints = CheckpointManager(checkpoint_uri or run_dir / "checkpoints", keep=config.keep_checkpoints)
-    resume_name = checkpoints.latest()
-    resume_dir = checkpoints.local_path(resume_name) if resume_name else None
-    full_resume = resume_dir is not None and not config.lora.enabled
-    bundle = load_model_bundle(
-        resume_dir / MODEL_DIR if full_resume else model_dir,
-        device=str(dist.device),
-        dtype="float32",
-        min_pixels=config.image_min_pixels,
-        max_pixels=config.image_max_pixels,
-    )
-    adapter_dir = resume_dir / MODEL_DIR if resume_dir is not None and config.lora.enabled else None
-    model = prepare_for_training(bundle.model, config, adapter_dir)  # type: ignore[arg-type]
-    bundle.model = model
+    start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
+    bundle = start.load_bundle(config, model_dir, dist)
+    model, checkpoints, resume_dir, run_dir = bundle.model, start.checkpoints, start.resume_dir, start.run_dir
     rows = load_rows(data)
     run = _setup(config, dist, bundle, model, model_dir, rows, rollout, rewards, sandbox, engine, judge)
     run.checkpoints, run.run_dir = checkpoints, run_dir
@@ -182,8 +165,7 @@ def train_grpo(
         if run.vllm_engine is not None:
             sync_vllm_weights(run.vllm_engine, _merged(model))
         history = _train_loop(run, metrics_callback, progress)
-        latest = checkpoints.latest()
-        if not latest or checkpoints.step_of(latest) != run.position.step:
+        if start.needs_checkpoint_at(run.position.step):
             _save_checkpoint(run)
     finally:
         run.runner.close()
@@ -191,7 +173,7 @@ def train_grpo(
     if dist.is_main:
         save_model_dir(model, bundle, final_dir, merge_lora=config.lora.merge_on_save)
     dist.barrier()
-    return GRPOResult(final_dir, run.position.step, resume_name, history)
+    return GRPOResult(final_dir, run.position.step, start.resume_name, history)
 
 
 def _setup(
@@ -330,11 +312,8 @@ def _merged(model: Any) -> Any:
 def _log(run: _Run, metrics: dict[str, float], callback: MetricsCallback | None, bar: Any) -> dict[str, float]:
     row = {"step": run.position.step, "epoch": run.position.epoch, **metrics}
     if run.dist.is_main:
-        with open(run.run_dir / METRICS_FILE, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        append_metrics(run.run_dir, row, callback)
         bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
-        if callback is not None:
-            callback({k: float(v) for k, v in row.items() if k != "step"}, run.position.step)
     return row
 
 

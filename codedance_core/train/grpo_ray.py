@@ -11,7 +11,6 @@ profile. Tested here on a local Ray with one CPU worker (slow); vLLM cannot run 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from codedance_core.config.model import EngineConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.config.train import GRPOConfig
-
-RESULT_FILE = "result.json"
+from codedance_core.train.ray_train import fit_on_ray, loop_config_of, report_summary, torch_trainer
 
 
 def plan_grpo_resources(config: GRPOConfig, engine: EngineConfig | None = None) -> dict[str, Any]:
@@ -67,8 +65,6 @@ def judge_for(rewards: RewardConfig) -> Any:
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker: `train_grpo`, then rank 0 writes its summary for the driver."""
-    import ray.train
-
     from codedance_core.train.distributed import DistContext
     from codedance_core.train.grpo import train_grpo
 
@@ -95,9 +91,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         "resumed_from": result.resumed_from,
         "last": result.history[-1] if result.history else {},
     }
-    if dist.is_main:
-        (Path(loop_config["run_dir"]) / RESULT_FILE).write_text(json.dumps(summary))
-    ray.train.report({"steps": result.steps})
+    report_summary(loop_config["run_dir"], summary, dist.is_main, {"steps": result.steps})
 
 
 def train_grpo_on_ray(
@@ -113,38 +107,13 @@ def train_grpo_on_ray(
     engine: EngineConfig | None = None,
 ) -> dict[str, Any]:
     """Run GRPO on the connected Ray cluster (a local one is started if none is); rank 0's summary."""
-    import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    if not ray.is_initialized():
-        ray.init()
-    plan = plan_grpo_resources(config, engine)
     run_dir = Path(run_dir).resolve()
     loop_config = {
-        "config": config.model_dump(mode="json"),
-        "data": data if isinstance(data, str) else list(data),
-        "model_dir": str(Path(model_dir).resolve()),
-        "run_dir": str(run_dir),
-        "checkpoint_uri": checkpoint_uri or str(run_dir / "checkpoints"),
+        **loop_config_of(config, data, model_dir, run_dir, checkpoint_uri),
         "rollout": (rollout or RolloutConfig()).model_dump(mode="json"),
         "rewards": (rewards or RewardConfig()).model_dump(mode="json"),
         "sandbox": (sandbox or SandboxConfig()).model_dump(mode="json"),
         "engine": engine.model_dump(mode="json") if engine is not None else None,
     }
-    per_worker = {"CPU": config.cpus_per_worker}
-    if plan["use_gpu"]:
-        per_worker["GPU"] = config.gpus_per_worker
-    trainer = TorchTrainer(
-        _worker_loop,
-        train_loop_config=loop_config,
-        scaling_config=ScalingConfig(
-            num_workers=config.num_workers, use_gpu=plan["use_gpu"], resources_per_worker=per_worker
-        ),
-        torch_config=TorchConfig(backend="nccl" if plan["use_gpu"] else "gloo"),
-        run_config=RunConfig(name="grpo", storage_path=str(run_dir / "ray")),
-    )
-    result = trainer.fit()
-    if result.error is not None:
-        raise result.error
-    return json.loads((run_dir / RESULT_FILE).read_text())
+    use_gpu = plan_grpo_resources(config, engine)["use_gpu"]
+    return fit_on_ray(torch_trainer(_worker_loop, loop_config, config, use_gpu, "grpo", run_dir), run_dir)

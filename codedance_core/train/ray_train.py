@@ -4,7 +4,8 @@ Nothing here trains. Ray Train starts the workers, sets up `torch.distributed` (
 on CPU) and calls `_worker_loop` on each; that calls the very `train_sft` a CPU process runs, which
 reads its rank from `torch.distributed` and, with `deepspeed_stage` 2/3, hands the step to
 DeepSpeed. Checkpoints go to the run's checkpoint URI (the store, `s3://` in production), not to
-Ray's own storage, so a restarted job -- or a plain process -- resumes from them.
+Ray's own storage, so a restarted job -- or a plain process -- resumes from them. The launching
+pieces (`loop_config_of`, `torch_trainer`, `fit_on_ray`, `report_summary`) serve GRPO too.
 
 The cluster is whatever `ray.init` connected to: a local Ray started on demand, or the one named
 by `RAY_ADDRESS`. Tested here on a local Ray with one CPU worker; DeepSpeed on GPUs cannot run on
@@ -26,8 +27,6 @@ RESULT_FILE = "result.json"
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker: the shared training function, then a report of its result."""
-    import ray.train
-
     from codedance_core.train.distributed import DistContext
     from codedance_core.train.sft import train_sft
 
@@ -50,9 +49,59 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         "resumed_from": result.resumed_from,
         "data": result.data,
     }
-    if dist.is_main:  # Ray Train v2 keeps metrics only with a checkpoint: the driver reads this file
-        (Path(loop_config["run_dir"]) / RESULT_FILE).write_text(json.dumps(summary))
-    ray.train.report({key: value for key, value in summary.items() if key != "data"})
+    report_summary(loop_config["run_dir"], summary, dist.is_main, {k: v for k, v in summary.items() if k != "data"})
+
+
+def report_summary(run_dir: str, summary: dict[str, Any], is_main: bool, metrics: dict[str, Any]) -> None:
+    """Rank 0 writes the run's summary for the driver; every worker reports `metrics` to Ray Train.
+    (Ray Train v2 keeps reported metrics only with a checkpoint, so the driver reads the file.)"""
+    import ray.train
+
+    if is_main:
+        (Path(run_dir) / RESULT_FILE).write_text(json.dumps(summary))
+    ray.train.report(metrics)
+
+
+def loop_config_of(
+    config: Any, data: str | Iterable[dict[str, Any]], model_dir: str | Path, run_dir: Path, checkpoint_uri: str | None
+) -> dict[str, Any]:
+    """What every worker's loop needs, as plain JSON-able values (Ray ships it to each worker)."""
+    return {
+        "config": config.model_dump(mode="json"),
+        "data": data if isinstance(data, str) else list(data),
+        "model_dir": str(Path(model_dir).resolve()),
+        "run_dir": str(run_dir),
+        "checkpoint_uri": checkpoint_uri or str(run_dir / "checkpoints"),
+    }
+
+
+def torch_trainer(loop: Any, loop_config: dict[str, Any], config: Any, use_gpu: bool, name: str, run_dir: Path) -> Any:
+    """A `TorchTrainer` of `config.num_workers` workers (NCCL on GPUs, gloo on CPU)."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    per_worker = {"CPU": config.cpus_per_worker}
+    if use_gpu:
+        per_worker["GPU"] = config.gpus_per_worker
+    return TorchTrainer(
+        loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=use_gpu, resources_per_worker=per_worker),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=RunConfig(name=name, storage_path=str(run_dir / "ray")),
+    )
+
+
+def fit_on_ray(trainer: Any, run_dir: Path) -> dict[str, Any]:
+    """Fit on the connected Ray cluster (a local one is started if none is); rank 0's summary."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init()
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error
+    return json.loads((run_dir / RESULT_FILE).read_text())
 
 
 def build_trainer(
@@ -63,30 +112,9 @@ def build_trainer(
     checkpoint_uri: str | None = None,
 ) -> Any:
     """A `TorchTrainer` for the SFT run, its workers sized from the config (see `plan_resources`)."""
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    resources = plan_resources(config)
     run_dir = Path(run_dir).resolve()
-    loop_config = {
-        "config": config.model_dump(mode="json"),
-        "data": data if isinstance(data, str) else list(data),
-        "model_dir": str(Path(model_dir).resolve()),
-        "run_dir": str(run_dir),
-        "checkpoint_uri": checkpoint_uri or str(run_dir / "checkpoints"),
-    }
-    per_worker = {"CPU": config.cpus_per_worker}
-    if resources["use_gpu"]:
-        per_worker["GPU"] = config.gpus_per_worker
-    return TorchTrainer(
-        _worker_loop,
-        train_loop_config=loop_config,
-        scaling_config=ScalingConfig(
-            num_workers=config.num_workers, use_gpu=resources["use_gpu"], resources_per_worker=per_worker
-        ),
-        torch_config=TorchConfig(backend="nccl" if resources["use_gpu"] else "gloo"),
-        run_config=RunConfig(name="sft", storage_path=str(run_dir / "ray")),
-    )
+    loop_config = loop_config_of(config, data, model_dir, run_dir, checkpoint_uri)
+    return torch_trainer(_worker_loop, loop_config, config, plan_resources(config)["use_gpu"], "sft", run_dir)
 
 
 def train_sft_on_ray(
@@ -97,11 +125,4 @@ def train_sft_on_ray(
     checkpoint_uri: str | None = None,
 ) -> dict[str, Any]:
     """Run SFT on the connected Ray cluster (a local one is started if none is); rank 0's summary."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init()
-    result = build_trainer(config, data, model_dir, run_dir, checkpoint_uri).fit()
-    if result.error is not None:
-        raise result.error
-    return json.loads((Path(run_dir) / RESULT_FILE).read_text())
+    return fit_on_ray(build_trainer(config, data, model_dir, run_dir, checkpoint_uri), Path(run_dir).resolve())

@@ -19,7 +19,6 @@ ends with the same parameters as one that never stopped (tested).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -41,18 +40,15 @@ from codedance_core.train.checkpoint import (
     write_trainer_state,
 )
 from codedance_core.train.distributed import DistContext, autocast_dtype, deepspeed_config
-from codedance_core.train.model_setup import (
-    prepare_for_training,
-    save_model_dir,
-    trainable_parameter_groups,
-    unwrap,
+from codedance_core.train.model_setup import save_model_dir, trainable_parameter_groups, unwrap
+from codedance_core.train.run_start import (
+    FINAL_MODEL_DIR,
+    MetricsCallback,
+    RunStart,
+    append_metrics,
 )
 from codedance_core.train.sft_batches import collate_examples, plan_epoch, shard_batches
 from codedance_core.train.sft_data import IGNORE_INDEX, Encoder, SFTExample, build_examples, load_examples
-
-MetricsCallback = Callable[[dict[str, float], int], None]
-METRICS_FILE = "metrics.jsonl"
-FINAL_MODEL_DIR = "model"
 
 
 @dataclass
@@ -130,23 +126,12 @@ def train_sft(
     `checkpoint_uri` (a local folder or s3://..., default run_dir/checkpoints). Starting again with
     the same run directory resumes from its last complete checkpoint.
     """
-    from codedance_core.models import load_model_bundle
 
     dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    checkpoints = CheckpointManager(checkpoint_uri or run_dir / "checkpoints", keep=config.keep_checkpoints)
-    resume_name = checkpoints.latest()
-    resume_dir = checkpoints.local_path(resume_name) if resume_name else None
-    full_resume = resume_dir is not None and not config.lora.enabled and not config.deepspeed_stage
-    bundle = load_model_bundle(
-        resume_dir / MODEL_DIR if full_resume else model_dir,
-        device=str(dist.device),
-        dtype="float32",
-        min_pixels=config.image_min_pixels,
-        max_pixels=config.image_max_pixels,
-    )
+    start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
+    # Under DeepSpeed the weights come back with the engine's own state (`_restore`).
+    bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
     encoder = Encoder.from_bundle(bundle)
     if isinstance(data, str):
         examples, stats = load_examples(encoder, data, config.max_length)
@@ -154,19 +139,17 @@ def train_sft(
         examples, stats = build_examples(encoder, data, config.max_length)
     if not examples:
         raise ValueError(f"no usable SFT example in the data: {stats.as_dict()}")
-    adapter_dir = resume_dir / MODEL_DIR if resume_dir is not None and config.lora.enabled else None
-    model = prepare_for_training(bundle.model, config, adapter_dir)
-    bundle.model = model
-    run = _setup_optimization(config, dist, bundle, model, checkpoints, run_dir, examples)
+    model, checkpoints, resume_dir = bundle.model, start.checkpoints, start.resume_dir
+    run = _setup_optimization(config, dist, bundle, model, checkpoints, start.run_dir, examples)
     if resume_dir is not None:
         run.position = _restore(run, resume_dir)
     history = _train_loop(run, examples, metrics_callback, progress)
     final_loss = history[-1]["loss"] if history else float("nan")
-    if not checkpoints.latest() or checkpoints.step_of(checkpoints.latest()) != run.position.step:
+    if start.needs_checkpoint_at(run.position.step):
         _save_checkpoint(run)
     final_dir = _save_final_model(run)
     rate = _mean(row["tokens_per_s"] for row in history)
-    return SFTResult(final_dir, run.position.step, resume_name, final_loss, rate, stats.as_dict(), history)
+    return SFTResult(final_dir, run.position.step, start.resume_name, final_loss, rate, stats.as_dict(), history)
 
 
 def _setup_optimization(
@@ -321,11 +304,8 @@ def _log(
 ) -> dict[str, float]:
     row = {"step": run.position.step, "epoch": run.position.epoch, **metrics}
     if run.dist.is_main:
-        with open(run.run_dir / METRICS_FILE, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+        append_metrics(run.run_dir, row, callback)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
-        if callback is not None:
-            callback({k: float(v) for k, v in row.items() if k != "step"}, run.position.step)
     return row
 
 
