@@ -22,6 +22,7 @@ from codedance_core.config.agent import RolloutConfig
 from codedance_core.config.data import SuiteSpec
 from codedance_core.config.evaluation import EvalConfig
 from codedance_core.config.model import PIXELS_PER_CELL, TinyModelConfig
+from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.config.synthesis import SynthesisConfig
 from codedance_core.config.train import GRPOConfig, SFTConfig
@@ -30,7 +31,7 @@ from codedance_core.data.suite import generate_rows
 from codedance_core.evaluation.entry import run_evaluation
 from codedance_core.models import build_tiny_model, load_model_bundle
 from codedance_core.models.images import pixel_bounds
-from codedance_core.models.imprint import imprint_conversation
+from codedance_core.models.imprint import imprint_conversation, imprint_conversations
 from codedance_core.models.tiny import suite_corpus
 from codedance_core.sandbox import SandboxPool
 from codedance_core.synthesis.pipeline import synthesize_rows
@@ -159,3 +160,74 @@ def test_grpo_raises_the_mean_reward_where_reward_is_reachable(lightly_answering
     # Measured: reward 0.05 -> 0.60 and accuracy 0.23 -> 0.80 (first vs last four steps).
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4 + 0.3, rewards
     assert sum(accuracy[-4:]) / 4 > sum(accuracy[:4]) / 4 + 0.3, accuracy
+
+
+CALL = "<think>Let me check.</think><code>\n```python\nprint({value})\n```\n</code>"
+AFTER_CALL = "<think>Checked.</think><answer>{value}</answer>"
+
+
+def digit_rows(family: str, seed: int = 11) -> list[dict]:
+    return [row for row in suite_rows(4, [family], seed) if row["reward_model"]["ground_truth"].isdigit()][:1]
+
+
+@pytest.fixture(scope="module")
+def two_minded_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model taught two ways to answer one direct item and one count item: straight away,
+    or after a code call that prints the answer. On the direct item both ways are right (the call
+    is needless); on the count item only the call is (the straight answer is one off). Taught
+    jointly, it samples either way (measured: calls on 6 of 8 direct and 3 of 8 count samples)."""
+    bundle = load_model_bundle(tiny_model_dir, device="cpu")
+    low, high = pixel_bounds(bundle.image_processor)
+    conversations = []
+    for index, row in enumerate(digit_rows("direct") + digit_rows("count")):
+        item = item_from_rl_row(row, index, low, high)
+        gold = item.gold
+        straight = gold if row["ability"] == "direct" else str(int(gold) + 1)
+        observation = f"Execution succeeded.\nstdout:\n{gold}"  # the tool turn format_observation writes
+        for turns in (
+            [(CALL.format(value=gold), observation), (AFTER_CALL.format(value=gold), None)],
+            [(ANSWER.format(gold=straight), None)],
+        ):
+            conversations.append((to_model_messages(item.messages), item.images, turns))
+    imprint_conversations(bundle, conversations, steps=40, lr=1e-2)
+    out = tmp_path_factory.mktemp("two_minded")
+    bundle.model.save_pretrained(out)
+    bundle.tokenizer.save_pretrained(out)
+    bundle.image_processor.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_bat_cuts_needless_calls_on_easy_items_and_keeps_them_on_hard_ones(two_minded_model_dir: Path, tmp_path: Path) -> None:
+    config = GRPOConfig(
+        prompts_per_step=2, samples_per_prompt=8, max_steps=12, learning_rate=1e-3, max_turns=3,
+        checkpoint_every=100, micro_batch_size=8, seed=3,
+    )
+    rows = digit_rows("direct") + digit_rows("count")
+
+    def run(use_bat: bool) -> list[dict]:
+        seen: list[dict] = []
+        train_grpo(
+            config, rows, two_minded_model_dir, tmp_path / f"bat-{use_bat}", rollout=RolloutConfig(max_new_tokens=40),
+            rewards=RewardConfig(use_bat=use_bat, use_turn_level=use_bat), sandbox=SandboxConfig(workers=1),
+            metrics_callback=lambda metrics, step: seen.append(metrics), progress=False,
+        )
+        return seen
+
+    def late(history: list[dict], key: str) -> float:
+        return sum(metrics[key] for metrics in history[-4:]) / 4
+
+    with_bat, without_bat = run(True), run(False)
+    summary = {
+        name: {key: round(late(history, key), 2) for key in ("tool_rate/suite_direct", "tool_rate/suite_count",
+                                                              "accuracy/suite_direct", "accuracy/suite_count")}
+        for name, history in (("bat", with_bat), ("no_bat", without_bat))
+    }
+    assert with_bat[0]["tool_rate/suite_direct"] >= 0.5, "the policy starts out calling on the direct item"
+    # Measured (last four steps): with BAT, calls on the direct item 0.75 -> 0.09 while accuracy stays
+    # 0.91 and calls on the count item rise to 1.00; without BAT, calls on the direct item go to 0.97.
+    assert summary["bat"]["tool_rate/suite_direct"] <= 0.25, summary
+    assert summary["no_bat"]["tool_rate/suite_direct"] >= 0.5, summary
+    assert summary["bat"]["accuracy/suite_direct"] >= 0.75, summary
+    assert summary["bat"]["tool_rate/suite_count"] >= 0.5 and summary["bat"]["accuracy/suite_count"] >= 0.5, summary
