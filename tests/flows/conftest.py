@@ -42,4 +42,7 @@ def tiny_overrides(tmp_path: Path) -> list[str]:
         "filter.allow_tools=false",
         "filter.max_new_tokens=32",
         "filter.weak_train_steps=20",
+        # A one-epoch model writes noise to the limit: the profile's 1024 tokens would double the time.
+        "evaluation.max_new_tokens=512",
+        "rollout.max_new_tokens=512",
     ]
