@@ -55,6 +55,8 @@ def lifecycle_overrides(bucket: S3Bucket, mlflow: MlflowServer, experiment: str)
         "filter.allow_tools=false",
         "filter.max_new_tokens=32",
         "filter.weak_train_steps=20",
+        "evaluation.max_new_tokens=512",  # a one-epoch model writes noise to the limit
+        "rollout.max_new_tokens=512",
     ]
 
 

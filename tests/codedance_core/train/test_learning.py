@@ -36,6 +36,7 @@ from codedance_core.models.tiny import suite_corpus
 from codedance_core.sandbox import SandboxPool
 from codedance_core.synthesis.pipeline import synthesize_rows
 from codedance_core.train.grpo import train_grpo
+from codedance_core.train.model_setup import save_model_dir
 from codedance_core.train.sft import train_sft
 
 # The tiny profile's shape (configs/tiny.yaml): 64-cell images keep trajectories short.
@@ -136,9 +137,7 @@ def lightly_answering_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.T
         turns = [(ANSWER.format(gold=item.gold), None)]
         imprint_conversation(bundle, to_model_messages(item.messages), item.images, turns, steps=3, lr=1e-2)
     out = tmp_path_factory.mktemp("lightly_answering")
-    bundle.model.save_pretrained(out)
-    bundle.tokenizer.save_pretrained(out)
-    bundle.image_processor.save_pretrained(out)
+    save_model_dir(bundle.model, bundle, out)
     return out
 
 
@@ -191,9 +190,7 @@ def two_minded_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
             conversations.append((to_model_messages(item.messages), item.images, turns))
     imprint_conversations(bundle, conversations, steps=40, lr=1e-2)
     out = tmp_path_factory.mktemp("two_minded")
-    bundle.model.save_pretrained(out)
-    bundle.tokenizer.save_pretrained(out)
-    bundle.image_processor.save_pretrained(out)
+    save_model_dir(bundle.model, bundle, out)
     return out
 
 
