@@ -1,21 +1,24 @@
-"""A short pretraining of the tiny model, so that it arrives at SFT able to copy.
+"""A short pretraining of the tiny model, meant to make it arrive at SFT able to copy.
 
-A real policy starts from a pretrained checkpoint that can already repeat what it read; a
-random-weight model cannot, and SFT on a few hundred trajectories does not teach it: measured
-on the tiny profile, an SFT'd model's next token after "The note itself says the kite is"
-had the same distribution whatever colour the note named, so it wrote the template and a
-made-up slot (a count of the wrong colour, a note's wrong colour). Copying needs attention
-heads that find an earlier occurrence and repeat what followed it, which a small model learns
-from many short copy examples long before it learns them from long trajectories.
+A real policy starts from a pretrained checkpoint that can already repeat what it read. A
+random-weight model cannot, and SFT on a few hundred trajectories does not teach it. Measured on
+the tiny profile: after SFT, the model's next token after "The note itself says the kite is" had
+the same distribution whatever colour the note named. It wrote the template and made up the slot
+(a count of the wrong colour, a note's wrong colour).
 
-So the tiny model is pretrained for `TinyModelConfig.pretrain_steps` on suite items, each in
-the policy's own chat format with its image (system prompt, image, question, instruction) and
-followed by an assistant turn whose thought repeats the question, then the answer. The format
-is the point, as measured on the probe above:
-- pretrained on the bare question, the model copied it; with the system prompt and the
-  instruction between question and thought it copied 2 colours of 3;
-- pretrained without the image, it stopped copying once 144 image tokens stood in the prompt,
-  so the image is in every pretraining prompt, as in every SFT and RL prompt.
+So the tiny model is pretrained for `TinyModelConfig.pretrain_steps` on suite items in the
+policy's own chat format, image included (system prompt, image, question, instruction). Each
+item is answered by a thought that repeats the question, then the answer; only that reply
+carries loss. What was measured on the copy probe:
+- Pretrained on the bare question, the model copied it. With the system prompt and the
+  instruction between question and thought, it copied 2 colours of 3. Once 144 image tokens
+  stood in the prompt, it copied none; hence the image in every prompt here.
+- It still does not copy in the full format. After 300 steps, with or without images, with or
+  without a random-sequence copy task first, the thought's template tokens were right (teacher-
+  forced accuracy 0.85), but its slots were not: "red shapes" came back "orange shapes".
+- Copying a slot needs induction heads: attend to the earlier occurrence of the current token and
+  repeat what followed it. They did not form in 1000 steps of a pure induction task. At the test
+  fixtures' init of 0.2 even plain positional copying did not form (see `EXPERIMENT_OVERRIDES`).
 """
 
 from __future__ import annotations

@@ -126,7 +126,6 @@ def train_sft(
     `checkpoint_uri` (a local folder or s3://..., default run_dir/checkpoints). Starting again with
     the same run directory resumes from its last complete checkpoint.
     """
-
     dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
     torch.manual_seed(config.seed)
     start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
