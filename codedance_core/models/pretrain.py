@@ -62,7 +62,7 @@ def copy_prompts(rows: Iterable[dict[str, Any]], bundle: Any) -> list[EncodedPro
     ]
 
 
-def pretrain(bundle: Any, rows: Sequence[dict[str, Any]], config: TinyModelConfig) -> list[float]:
+def pretrain(bundle: Any, rows: list[dict[str, Any]], config: TinyModelConfig) -> list[float]:
     """Train `bundle.model` in place as a causal LM on the rows' copy conversations, images in the
     prompt; returns the loss of every step. Only the reply carries loss, as in SFT: on the whole
     conversation the constant system prompt and the unpredictable question outweighed the few
@@ -83,7 +83,7 @@ def pretrain(bundle: Any, rows: Sequence[dict[str, Any]], config: TinyModelConfi
             group["lr"] = config.pretrain_learning_rate * min(1.0, (step + 1) / warmup) * (
                 0.5 * (1 + math.cos(math.pi * step / config.pretrain_steps))
             )
-        batch = rng.sample(list(rows), min(config.pretrain_batch_size, len(rows)))
+        batch = rng.sample(rows, min(config.pretrain_batch_size, len(rows)))
         prompts = copy_prompts(batch, bundle)
         inputs = bundle.model_inputs(prompts)
         loss = model(**inputs, labels=reply_labels(inputs["input_ids"], prompts, reply_start)).loss
