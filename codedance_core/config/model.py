@@ -57,15 +57,26 @@ class TinyModelConfig(StrictModel):
         True, description="Share input and output embeddings (halves the params)."
     )
     seed: int = Field(0, description="Seed for the random weights.")
+    pretrain_text_steps: int = Field(
+        0,
+        ge=0,
+        description="Steps of the first pretraining phase: suite items in the policy's format, without the image, "
+        "answered by a thought that repeats the question (models/pretrain.py). Copying forms here.",
+    )
     pretrain_steps: int = Field(
         0,
         ge=0,
-        description="Steps of pretraining on suite items (image and question in the policy's format) answered by "
-        "a thought that repeats the question (models/pretrain.py); 0 keeps the random weights.",
+        description="Steps of the second pretraining phase: the same conversations with the image; 0 with "
+        "pretrain_text_steps 0 keeps the random weights.",
     )
     pretrain_rows: int = Field(1500, ge=1, description="Suite rows the pretraining conversations are made of.")
     pretrain_batch_size: int = Field(32, ge=1, description="Conversations per pretraining step.")
-    pretrain_learning_rate: float = Field(3e-3, gt=0, description="Peak learning rate of the pretraining (cosine).")
+    pretrain_learning_rate: float = Field(
+        3e-3, gt=0, description="Peak learning rate of the phase without the image (cosine)."
+    )
+    pretrain_image_learning_rate: float = Field(
+        1e-3, gt=0, description="Peak learning rate of the phase with the image (cosine); gentler, to keep the copying."
+    )
 
     @model_validator(mode="after")
     def _check_heads(self) -> TinyModelConfig:

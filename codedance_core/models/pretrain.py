@@ -6,19 +6,23 @@ the tiny profile: after SFT, the model's next token after "The note itself says 
 the same distribution whatever colour the note named. It wrote the template and made up the slot
 (a count of the wrong colour, a note's wrong colour).
 
-So the tiny model is pretrained for `TinyModelConfig.pretrain_steps` on suite items in the
-policy's own chat format, image included (system prompt, image, question, instruction). Each
-item is answered by a thought that repeats the question, then the answer; only that reply
-carries loss. What was measured on the copy probe:
-- Pretrained on the bare question, the model copied it. With the system prompt and the
-  instruction between question and thought, it copied 2 colours of 3. Once 144 image tokens
-  stood in the prompt, it copied none; hence the image in every prompt here.
-- It still does not copy in the full format. After 300 steps, with or without images, with or
-  without a random-sequence copy task first, the thought's template tokens were right (teacher-
-  forced accuracy 0.85), but its slots were not: "red shapes" came back "orange shapes".
-- Copying a slot needs induction heads: attend to the earlier occurrence of the current token and
-  repeat what followed it. They did not form in 1000 steps of a pure induction task. At the test
-  fixtures' init of 0.2 even plain positional copying did not form (see `EXPERIMENT_OVERRIDES`).
+So the tiny model is pretrained on suite items in the policy's own chat format (system prompt,
+image, question, instruction), each answered by a thought that repeats the question, then the
+answer; only that reply carries loss. It runs in two phases, because of what the copy probe
+measured (teacher-forced accuracy on the colour and kind words of 40 held-out count items'
+thoughts, 2 layers of width 128, init 0.02, batch 8):
+- With the image in every prompt from the start, the slots stayed at 0.55-0.65 after 800 steps
+  at lr 3e-3: the template was learnt, the slots were guessed ("red shapes" came back "orange
+  shapes"). 144 image tokens dilute the attention that copying has to learn.
+- Without the image, the same conversations were copied exactly (1.00) after 300 of 600 steps
+  (lr 3e-3, cosine), 0.15 s a step. The change is a phase change: at lr 1e-3, or with the
+  first 400 steps of an 800-step schedule, only the colours were copied by then.
+- That model copied 0.78 of the slots with the image in the prompt, never having seen one, and
+  1.00 after 50 more steps with the image at lr 1e-3.
+
+Hence `pretrain_text_steps` without the image at `pretrain_learning_rate`, then `pretrain_steps`
+with it at the gentler `pretrain_image_learning_rate`. At the test fixtures' init of 0.2 even
+plain positional copying did not form (see `EXPERIMENT_OVERRIDES`).
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ from codedance_core.models.tokenizer import IM_START
 IGNORE_INDEX = -100
 
 
-def copy_conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
+def copy_conversation(row: dict[str, Any], with_image: bool = True) -> list[dict[str, Any]]:
     """A suite row as the policy sees it, answered by a thought that repeats the question."""
     extra = row["extra_info"]
     question, answer = extra["question"], extra["answer"]
     reply = f"<think>\n{question}\n</think>\n<answer>{answer}</answer>"
-    return to_model_messages([*initial_messages(question), {"role": "assistant", "content": reply}])
+    return to_model_messages(
+        [*initial_messages(question, with_image=with_image), {"role": "assistant", "content": reply}]
+    )
 
 
 def row_image(row: dict[str, Any]) -> Image.Image:
@@ -54,37 +60,54 @@ def row_image(row: dict[str, Any]) -> Image.Image:
     return Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
 
 
-def copy_prompts(rows: Iterable[dict[str, Any]], bundle: Any) -> list[EncodedPrompt]:
-    """Each row's copy conversation encoded with its image (image pads expanded)."""
+def copy_prompts(rows: Iterable[dict[str, Any]], bundle: Any, with_image: bool = True) -> list[EncodedPrompt]:
+    """Each row's copy conversation encoded, with its image (image pads expanded) or without."""
     return [
-        bundle.encode_messages(copy_conversation(row), [row_image(row)], add_generation_prompt=False)
+        bundle.encode_messages(
+            copy_conversation(row, with_image), [row_image(row)] if with_image else [], add_generation_prompt=False
+        )
         for row in rows
     ]
 
 
 def pretrain(bundle: Any, rows: list[dict[str, Any]], config: TinyModelConfig) -> list[float]:
-    """Train `bundle.model` in place as a causal LM on the rows' copy conversations, images in the
-    prompt; returns the loss of every step. Only the reply carries loss, as in SFT: on the whole
-    conversation the constant system prompt and the unpredictable question outweighed the few
-    slot tokens where copying pays, and the model learnt the template instead.
+    """Train `bundle.model` in place as a causal LM on the rows' copy conversations: first
+    `pretrain_text_steps` without the image, then `pretrain_steps` with it (see the module's
+    docstring); returns the loss of every step. Only the reply carries loss, as in SFT: on the
+    whole conversation the constant system prompt and the unpredictable question outweighed the
+    few slot tokens where copying pays, and the model learnt the template instead.
+    """
+    rng = random.Random(config.seed)
+    losses = train_phase(bundle, rows, config.pretrain_text_steps, config.pretrain_learning_rate, config, rng, False)
+    losses += train_phase(bundle, rows, config.pretrain_steps, config.pretrain_image_learning_rate, config, rng, True)
+    bundle.model.eval()
+    return losses
+
+
+def train_phase(
+    bundle: Any,
+    rows: list[dict[str, Any]],
+    steps: int,
+    peak_lr: float,
+    config: TinyModelConfig,
+    rng: random.Random,
+    with_image: bool,
+) -> list[float]:
+    """`steps` AdamW steps (linear warmup, then cosine to zero) on batches sampled from `rows`.
 
     Rows are encoded batch by batch (decoding a 672 px PNG and tokenizing a conversation take a few
     ms), so a pretraining over thousands of items never holds their pixels all at once.
     """
     model = bundle.model
     reply_start = bundle.tokenizer.encode(f"{IM_START}assistant\n", add_special_tokens=False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.pretrain_learning_rate, weight_decay=0.01)
-    rng = random.Random(config.seed)
-    warmup = max(1, config.pretrain_steps // 20)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=0.01)
+    warmup = max(1, steps // 20)
     losses: list[float] = []
     model.train()
-    for step in range(config.pretrain_steps):
-        for group in optimizer.param_groups:  # linear warmup, then cosine to zero
-            group["lr"] = config.pretrain_learning_rate * min(1.0, (step + 1) / warmup) * (
-                0.5 * (1 + math.cos(math.pi * step / config.pretrain_steps))
-            )
-        batch = rng.sample(rows, min(config.pretrain_batch_size, len(rows)))
-        prompts = copy_prompts(batch, bundle)
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = peak_lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        prompts = copy_prompts(rng.sample(rows, min(config.pretrain_batch_size, len(rows))), bundle, with_image)
         inputs = bundle.model_inputs(prompts)
         loss = model(**inputs, labels=reply_labels(inputs["input_ids"], prompts, reply_start)).loss
         loss.backward()
@@ -92,7 +115,6 @@ def pretrain(bundle: Any, rows: list[dict[str, Any]], config: TinyModelConfig) -
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
-    model.eval()
     return losses
 
 

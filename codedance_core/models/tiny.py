@@ -92,7 +92,7 @@ def build_tiny_model(
     out_dir: str | Path, corpus: Iterable[str], config: TinyModelConfig | None = None
 ) -> Path:
     """Train the tokenizer on `corpus`, build the random-weight model (pretrained on copy texts when
-    `config.pretrain_steps`), save model, tokenizer and image processor; returns out_dir."""
+    `config` asks for pretraining steps), save model, tokenizer and image processor; returns out_dir."""
     config = config or TinyModelConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ def build_tiny_model(
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     build_image_processor(config.min_pixels, config.max_pixels).save_pretrained(str(out_dir))
-    if config.pretrain_steps:
+    if config.pretrain_text_steps or config.pretrain_steps:
         pretrain_for_copying(out_dir, config)
     return out_dir
 

@@ -27,6 +27,14 @@ def test_a_copy_conversation_has_the_image_and_a_thought_that_repeats_the_questi
     assert f"<think>\n{question}\n</think>\n<answer>{row['extra_info']['answer']}</answer>{IM_END}" in text
 
 
+def test_the_first_phase_leaves_the_image_out(tiny_bundle):
+    row = suite_rows(1)[0]
+    prompt = copy_prompts([row], tiny_bundle, with_image=False)[0]
+    text = tiny_bundle.tokenizer.decode(prompt.token_ids)
+    assert prompt.images == [] and tiny_bundle.image_token_id not in prompt.token_ids
+    assert f"<think>\n{row['extra_info']['question']}\n</think>" in text
+
+
 def test_only_the_reply_carries_loss(tiny_bundle):
     prompts = copy_prompts(suite_rows(3), tiny_bundle)
     inputs = tiny_bundle.model_inputs(prompts)
@@ -41,9 +49,9 @@ def test_only_the_reply_carries_loss(tiny_bundle):
 def test_pretraining_lowers_the_loss_and_changes_the_weights(tiny_model_dir):
     bundle = load_model_bundle(tiny_model_dir, device="cpu", dtype="float32")  # a private copy to train
     before = {name: p.detach().clone() for name, p in bundle.model.named_parameters()}
-    config = TinyModelConfig(pretrain_steps=30, pretrain_batch_size=4, pretrain_learning_rate=3e-3)
+    config = TinyModelConfig(pretrain_text_steps=20, pretrain_steps=10, pretrain_batch_size=4)
     losses = pretrain(bundle, suite_rows(12), config)
-    assert len(losses) == 30
+    assert len(losses) == 30, "20 steps without the image, then 10 with it"
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     changed = [name for name, p in bundle.model.named_parameters() if not torch.equal(p, before[name])]
     assert any("language_model" in name or "embed" in name for name in changed)
