@@ -56,11 +56,11 @@ def write_math(view: ItemView) -> Writer:
         assignments = "\n".join(f"{name} = {numbers[name]}  # {described[name]}" for name in names)
         think = f"Reading the zoomed crops: {readings}. Now I compute {expression}."
     else:
-        kinds = {name: operands[name]["kind"] for name in names}
-        think = "I count the " + ", ".join(f"{kind}s" for kind in kinds.values()) + " with code."
-        result = yield ToolStep(think, count_kinds_code(list(kinds.values())))
+        # The operands a, b(, c) are the kinds in the question's order, as `wanted_kinds` lists them.
+        think = "I count each kind of shape the question names with code."
+        result = yield ToolStep(think, count_kinds_code(view.question))
         counts = read_value(result, "counts")
-        assignments = "\n".join(f"{name} = counts[{kind!r}]" for name, kind in kinds.items())
+        assignments = f"{', '.join(names)} = (counts[kind] for kind in wanted_kinds)"
         think = f"The counts are {counts}. I compute {expression}."
     result = yield ToolStep(think, f"{assignments}\nprint(\"result:\", {expression})\n")
     value = read_int(result, "result")

@@ -2,7 +2,7 @@
 
 "Which category is highest/lowest?" needs no coordinates: the options list the categories left
 to right, so the code finds the marks, orders them and picks one (`_extreme_code`); a policy
-can learn to write it from the question alone. A lookup or a difference needs the named
+can learn to write it by repeating the question. A lookup or a difference needs the named
 category's column, which only the chart's text says: turn 1 reads the axis (0 and 100 at two
 pixel rows: what a reader does with the tick labels) and, for each category it needs, finds the
 top of the bar (the first row of the bar's colour in the category's column) or the centre of
@@ -56,8 +56,12 @@ print("values:", values)
 """
 
 
-def _extreme_code(word: str, count: int) -> str:
+def _extreme_code(question: str) -> str:
     """Which mark is highest or lowest, from the pixels alone: no axis, no coordinates.
+
+    The question's first line goes in as a string, and the code reads "highest" or "lowest" from
+    it; the options' letters follow the marks left to right, so a policy writes the whole script
+    by repeating that line (see `shapes.shape_script`).
 
     The data are drawn in one palette colour (the colour with the most pixels); an opening with
     a 2x2 square erases a line chart's thin line and keeps its markers, and keeps bars whole, so
@@ -67,7 +71,8 @@ def _extreme_code(word: str, count: int) -> str:
     return f"""import numpy as np
 from scipy import ndimage
 
-options, wanted = {LETTERS[:count]!r}, {word!r}  # the options' letters, left to right
+question = {question.splitlines()[0]!r}
+wanted = "highest" if "highest" in question else "lowest"
 palette = {dict(PALETTE)!r}
 pixels = np.asarray(input_image.convert("RGB")).astype(int)
 masks = {{colour: np.abs(pixels - rgb).sum(axis=2) < {SHAPE_TOLERANCE} for colour, rgb in palette.items()}}
@@ -77,7 +82,7 @@ labels, n = ndimage.label(ndimage.binary_opening(data, structure=np.ones((side, 
 centres = [(ys.start + ys.stop) / 2 for ys, xs in sorted(ndimage.find_objects(labels), key=lambda r: r[1].start)]
 best = min(centres) if wanted == "highest" else max(centres)  # rows grow downwards
 print("marks:", n)
-print(wanted + ":", options[centres.index(best)])
+print(wanted + ":", {LETTERS!r}[centres.index(best)])  # the options' letters, left to right
 """
 
 
@@ -96,13 +101,12 @@ def write_chart(view: ItemView) -> Writer:
     params = view.params
     kind, labels = params["question_kind"], params["labels"]
     if kind in ("max", "min"):
-        word = "highest" if kind == "max" else "lowest"
-        think = f"I find the chart's marks with code, left to right, and pick the {word} one."
-        result = yield ToolStep(think, _extreme_code(word, len(labels)))
+        think = "I find the chart's marks with code, left to right, and pick the one the question asks for."
+        result = yield ToolStep(think, _extreme_code(view.question))
         if read_int(result, "marks") != len(labels):
             raise UnreadableOutput(f"found {read_int(result, 'marks')} marks for {len(labels)} categories")
-        letter = read_value(result, word)
-        return AnswerStep(f"The {word} mark is option ({letter}).", letter)
+        letter = read_value(result, "highest" if kind == "max" else "lowest")
+        return AnswerStep(f"The code picked option ({letter}).", letter)
     needed = params["asked_labels"]
     columns = {mark["label"]: view.x(_mark_x(mark)) for mark in params["marks"] if mark["label"] in needed}
     axis = params["y_axis"]

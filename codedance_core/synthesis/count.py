@@ -1,8 +1,8 @@
 """Counting trajectories: find every shape with code, keep the asked-for colour and kind, count.
 
-The program is the fixed shape finder of `shapes.py` plus one line naming what the question
-asks for ("How many red stars?" -> colour red, kind star), so a policy learns to write it from
-the question's words alone: the code does the looking. The number in the answer is the one the
+The program is the fixed shape finder of `shapes.py` with the question in it as a string, from
+which the code reads the colour and kind ("How many red stars?" -> red, star): a policy learns to
+write it by repeating the question, and the code does the looking. The number in the answer is the one the
 code printed; where the finder gets a crowded image wrong, the answer check rejects the item.
 """
 
@@ -14,10 +14,7 @@ from codedance_core.synthesis.steps import AnswerStep, ItemView, ToolStep, Write
 
 def write_count(view: ItemView) -> Writer:
     """Count the asked-for shapes with code; answer with the printed count."""
-    target = view.params["target"]
-    colour, kind = target.get("colour"), target.get("kind")
-    what = " ".join(part for part in (colour, f"{kind}s" if kind else "shapes") if part)
-    think = f"I list every shape's colour and kind with code and count the {what}."
-    result = yield ToolStep(think, count_code(colour, kind))
+    think = "I list every shape's colour and kind with code and count the ones the question asks for."
+    result = yield ToolStep(think, count_code(view.question))
     count = read_int(result, "count")
-    return AnswerStep(f"The code counted {count} {what}.", str(count))
+    return AnswerStep(f"The code counted {count}.", str(count))

@@ -101,7 +101,7 @@ def write_search(view: ItemView) -> Writer:
     shapes = [shape for shape in view.params["shapes"] if shape["role"] == "target"]
     if view.params["question_kind"] == "colour":
         return (yield from _colour_trajectory(view, shapes[0]))
-    return (yield from _relation_trajectory(view, shapes))
+    return (yield from _relation_trajectory(view))
 
 
 def _colour_trajectory(view: ItemView, star: dict) -> Writer:
@@ -121,13 +121,9 @@ def _colour_trajectory(view: ItemView, star: dict) -> Writer:
     return AnswerStep(f"The zoomed star is {colour}.", colour)
 
 
-def _relation_trajectory(view: ItemView, targets: list[dict]) -> Writer:
-    by_kind = {shape["kind"]: shape for shape in targets}
-    triangle, square = by_kind["triangle"]["colour"], by_kind["square"]["colour"]
-    think = f"I find the {triangle} triangle and the {square} square with code and compare their centres."
-    result = yield ToolStep(think, relation_code(triangle, square))
-    x_triangle = float(read_value(result, "triangle centre x"))
-    x_square = float(read_value(result, "square centre x"))
-    relation = "left" if x_triangle < x_square else "right"
-    think = f"The triangle is at x = {x_triangle:g} and the square at x = {x_square:g}: the triangle is to the {relation}."
-    return AnswerStep(think, "yes" if x_triangle < x_square else "no")
+def _relation_trajectory(view: ItemView) -> Writer:
+    think = "I find the triangle and the square the question names with code and compare their centres."
+    result = yield ToolStep(think, relation_code(view.question))
+    left = read_value(result, "triangle left of square") == "True"
+    think = f"The code says the triangle is to the {'left' if left else 'right'} of the square."
+    return AnswerStep(think, "yes" if left else "no")

@@ -10,8 +10,8 @@ colour, labels the connected regions and names each region's kind from two numbe
 - taper: ink in the top third over ink in the bottom third (an apex-up triangle ~0.2, a star
   ~0.4, circles and squares ~1).
 
-So the same text works on every image, and a question's words (a colour, a kind) are all a
-writer (or a policy) has to fill in. On the suite's easy count images resized to 144 cells of
+So the same text works on every image, and the question itself is all a writer (or a policy)
+has to fill in: the script reads the colour and kind from it. On the suite's easy count images resized to 144 cells of
 28 px every shape is found and named right (tests/codedance_core/synthesis/test_shapes.py); on
 hard ones (8-11 px shapes) some stars pass for triangles or circles, and on hard search images
 (2-4 px targets) shapes are missed: those trajectories fail the answer check and are rejected,
@@ -20,7 +20,7 @@ never taught.
 
 from __future__ import annotations
 
-from codedance_core.data.suite.canvas import PALETTE
+from codedance_core.data.suite.canvas import KINDS, PALETTE
 
 # Sum of |R-R'|+|G-G'|+|B-B'| under which a pixel is "this colour". Palette colours are >= 80
 # apart (yellow-orange); 40 keeps resized edge pixels half-blended with white out, so touching shapes separate.
@@ -44,44 +44,69 @@ for colour, rgb in palette.items():
 """
 
 
-def shape_script(asked: str, query: str) -> str:
-    """Imports, then `asked` (the only line that depends on the question), the finder, `query`.
+def shape_script(question: str, query: str) -> str:
+    """Imports, the question as a string and its words, the finder, then `query`.
 
-    The question's words go in the script's first lines, right after the thought that names
-    them: a small model copies from a few tokens back far more reliably than from the end of
-    a 300-token block.
+    The question is the only part that depends on the item, and it goes in verbatim: the query
+    reads the colour and kind out of `words`. A policy then only has to repeat the question, the
+    copy its pretraining teaches (models/pretrain.py), and never has to turn "red stars" into
+    `'red', 'star'`; measured after SFT on the tiny model, that slot was where its scripts went
+    wrong (a question about red shapes, a script counting blue triangles).
     """
-    return IMPORTS + asked + FIND_SHAPES_CODE + query
+    return IMPORTS + question_lines(question) + FIND_SHAPES_CODE + query
 
 
-def count_code(colour: str | None, kind: str | None) -> str:
-    """Find the shapes, keep the asked-for colour and kind (None: any), print how many."""
+def question_lines(question: str) -> str:
+    """`question` as a string, then `words`: its words in lower case, punctuation dropped."""
+    return (
+        f"question = {question!r}\n"
+        "words = question.lower().replace('?', ' ').replace(',', ' ').replace('.', ' ').split()\n"
+    )
+
+
+# The plural in the question ("stars") less its "s" is the finder's kind ("star"); "shapes" is no kind.
+ASKED_KIND = f"word[:-1] in {KINDS!r}"
+
+
+def count_code(question: str) -> str:
+    """Find the shapes, keep the colour and kind the question names (none named: any), print how many."""
     return shape_script(
-        f"wanted_colour, wanted_kind = {colour!r}, {kind!r}  # what to count (None: any)\n",
+        question,
+        "wanted_colour = next((word for word in words if word in palette), None)\n"
+        f"wanted_kind = next((word[:-1] for word in words if {ASKED_KIND}), None)\n"
         "found = [s for s in shapes if wanted_colour in (None, s[0]) and wanted_kind in (None, s[1])]\n"
         'print("count:", len(found))\n',
     )
 
 
-def relation_code(triangle_colour: str, square_colour: str) -> str:
-    """Find the named triangle and square and print the centre column of each.
+def relation_code(question: str) -> str:
+    """Find the triangle and square the question names by colour; print the centre column of each
+    and whether the triangle's is the lesser (comparing two 3-digit numbers is the code's job, not a
+    tiny model's).
 
-    A 4-6 px target is not always named right, so each pick is the shape of the asked colour
-    that is of the asked kind if there is one, else any shape of that colour.
+    The colour word stands right before its shape's word ("the purple triangle"). A 4-6 px target
+    is not always named right, so each pick is the shape of the asked colour that is of the asked
+    kind if there is one, else any shape of that colour.
     """
     return shape_script(
-        f"triangle_colour, square_colour = {triangle_colour!r}, {square_colour!r}\n",
+        question,
+        "colour_before = dict(zip(words[1:], words))  # each word -> the word before it\n"
+        'triangle_colour, square_colour = colour_before["triangle"], colour_before["square"]\n'
         'triangle = min((s for s in shapes if s[0] == triangle_colour), key=lambda s: s[1] != "triangle")\n'
         'square = min((s for s in shapes if s[0] == square_colour), key=lambda s: s[1] != "square")\n'
-        'print("triangle centre x:", (triangle[2] + triangle[4]) / 2)\n'
-        'print("square centre x:", (square[2] + square[4]) / 2)\n',
+        "triangle_x, square_x = (triangle[2] + triangle[4]) / 2, (square[2] + square[4]) / 2\n"
+        'print("triangle centre x:", triangle_x)\n'
+        'print("square centre x:", square_x)\n'
+        'print("triangle left of square:", triangle_x < square_x)\n',
     )
 
 
-def count_kinds_code(kinds: list[str]) -> str:
-    """Find the shapes and count each asked-for kind into `counts` (kept in the session)."""
+def count_kinds_code(question: str) -> str:
+    """Find the shapes and count each kind the question names, in its order, into `counts` (kept in
+    the session, with `wanted_kinds`)."""
     return shape_script(
-        f"wanted_kinds = {kinds!r}\n",
+        question,
+        f"wanted_kinds = [word[:-1] for word in words if {ASKED_KIND}]\n"
         "counts = {kind: sum(1 for s in shapes if s[1] == kind) for kind in wanted_kinds}\n"
         'print("counts:", counts)\n',
     )

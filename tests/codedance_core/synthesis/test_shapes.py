@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 from codedance_core.data.suite import arithmetic, count, search
 from codedance_core.data.suite.generator import item_rng
 from codedance_core.models.images import resize_for_model
-from codedance_core.synthesis.shapes import FIND_SHAPES_CODE, IMPORTS, count_code, relation_code
+from codedance_core.synthesis.shapes import FIND_SHAPES_CODE, IMPORTS, count_code, count_kinds_code, relation_code
 
 TINY_PIXELS = 144 * 28 * 28
 
@@ -38,8 +38,9 @@ def test_every_shape_of_easy_count_images_is_found_with_its_colour_and_kind():
 def test_the_count_script_prints_the_gold_count():
     for index in range(10):
         task, image = easy("count", count.generate, index)
+        namespace, out = run(count_code(task.question), image)
         target = task.params["target"]
-        _, out = run(count_code(target["colour"], target["kind"]), image)
+        assert (namespace["wanted_colour"], namespace["wanted_kind"]) == (target["colour"], target["kind"])
         assert out.strip() == f"count: {task.answer}"
 
 
@@ -49,9 +50,11 @@ def test_count_arithmetic_figures_are_read_exactly():
         task, image = easy("math", arithmetic.generate, index)
         if task.params["figure"] != "count_arithmetic":
             continue
-        namespace, _ = run(IMPORTS + FIND_SHAPES_CODE, image)
+        namespace, _ = run(count_kinds_code(task.question), image)
         kinds = Counter(kind for _colour, kind, *_box in namespace["shapes"])
         assert kinds == Counter(s["kind"] for s in task.params["shapes"])
+        operands = task.params["operands"]
+        assert namespace["wanted_kinds"] == [operands[name]["kind"] for name in sorted(operands)]
         checked += 1
     assert checked >= 3
 
@@ -62,14 +65,15 @@ def test_the_relation_script_answers_most_easy_search_questions():
         task, image = easy("search", search.generate, index)
         if task.params["question_kind"] != "relation":
             continue
-        targets = {s["kind"]: s["colour"] for s in task.params["shapes"] if s["role"] == "target"}
         try:
-            _, out = run(relation_code(targets["triangle"], targets["square"]), image)
+            _, out = run(relation_code(task.question), image)
         except ValueError:  # no shape of a named colour found: the writer's trajectory would be rejected
             asked += 1
             continue
-        x = dict(line.split(": ") for line in out.strip().splitlines())
-        answer = "yes" if float(x["triangle centre x"]) < float(x["square centre x"]) else "no"
+        printed = dict(line.split(": ") for line in out.strip().splitlines())
+        left = float(printed["triangle centre x"]) < float(printed["square centre x"])
+        assert printed["triangle left of square"] == str(left)
+        answer = "yes" if left else "no"
         right += answer == task.answer
         asked += 1
     assert asked >= 8 and right / asked >= 0.9, (right, asked)
