@@ -77,8 +77,9 @@ EXPERIMENT_OVERRIDES: tuple[str, ...] = (
     # The test fixtures' wide init (0.2) saturates attention: on a random-copy task the base model
     # stayed at loss 7.3 after 1000 steps, at 0.02 it fell to 0.55.
     "tiny_model.initializer_range=0.02",
-    # Copying forms without the image (0.15 s a step), then survives it (0.5 s a step): models/pretrain.py.
-    "tiny_model.pretrain_text_steps=600",
+    # Copying forms without the image (0.1 s a step), then survives it (0.5 s a step): models/pretrain.py.
+    # 600 steps taught copying from a fixed distance only; 3000 with varied distances, from any.
+    "tiny_model.pretrain_text_steps=3000",
     "tiny_model.pretrain_steps=200",
     "tiny_model.pretrain_batch_size=8",
     # The tiny profile's 2e-3 is sized for the demo's one-epoch model; on #6's BAT learning test 5e-3

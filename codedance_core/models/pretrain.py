@@ -44,20 +44,70 @@ from tqdm.auto import tqdm
 from codedance_core.agent.messages import to_model_messages
 from codedance_core.agent.prompts import initial_messages
 from codedance_core.config.model import TinyModelConfig
+from codedance_core.data.suite.canvas import COLOURS
 from codedance_core.models.inputs import EncodedPrompt
 from codedance_core.models.tokenizer import IM_START
+from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT
 
 IGNORE_INDEX = -100
 
 
-def copy_conversation(row: dict[str, Any], with_image: bool = True) -> list[dict[str, Any]]:
-    """A suite row as the policy sees it, answered by a thought that repeats the question."""
+COPY_FORMS = ("thought", "code", "output")
+
+
+
+# Sentences put before the copy in random number, so that the distance from the question to its
+# copy varies: at a fixed distance the model learnt to copy from a fixed offset, which any other
+# text in between (an SFT thought of another length) broke.
+FILLER = (
+    "I look at the question first.",
+    "The image may help here.",
+    "I write code for this.",
+    "Let me read the question again.",
+    "Code can measure what I cannot see.",
+    "I keep the question's words.",
+)
+
+
+def copy_conversation(
+    row: dict[str, Any], with_image: bool = True, form: str = "thought", filler: str = "", printed: str = "0"
+) -> list[dict[str, Any]]:
+    """A suite row as the policy sees it, answered by a reply that copies, after `filler`:
+    - "thought": the question, repeated in a thought;
+    - "code": the question's first line, as a string in the opening of a script;
+    - "output": `printed`, read from the tool turn that follows that script, as the answer.
+    Only the last reply carries loss (`reply_labels`)."""
     extra = row["extra_info"]
     question, answer = extra["question"], extra["answer"]
-    reply = f"<think>\n{question}\n</think>\n<answer>{answer}</answer>"
-    return to_model_messages(
-        [*initial_messages(question, with_image=with_image), {"role": "assistant", "content": reply}]
-    )
+    lead = f"{filler}\n" if filler else ""
+    # The opening of the shape and chart scripts, which repeat the question as a string.
+    script = f"{IMPORTS}question = {question.splitlines()[0]!r}\n"
+    code_turn = f"<think>\n{lead}{SCRIPT_THOUGHT}\n</think>\n<code>\n```python\n{script}```\n</code>"
+    messages = initial_messages(question, with_image=with_image)
+    if form == "thought":
+        messages.append({"role": "assistant", "content": f"<think>\n{lead}{question}\n</think>\n<answer>{answer}</answer>"})
+    elif form == "code":
+        messages.append({"role": "assistant", "content": code_turn})
+    elif form == "output":
+        name = "count" if printed.isdigit() else "answer"
+        messages += [
+            {"role": "assistant", "content": code_turn},
+            {"role": "tool", "content": f"Execution succeeded.\nstdout:\n{name}: {printed}"},
+            {"role": "assistant", "content": f"<think>\n{lead}The code printed {printed}.\n</think>\n<answer>{printed}</answer>"},
+        ]
+    else:
+        raise ValueError(f"unknown copy form {form!r}; expected one of {COPY_FORMS}")
+    return to_model_messages(messages)
+
+
+def random_printout(rng: random.Random) -> str:
+    """What a script might print: a count, a colour, an option letter or a yes/no."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        return str(rng.randint(0, 99))
+    if kind == 1:
+        return rng.choice(COLOURS)
+    return rng.choice("ABCDE") if kind == 2 else rng.choice(("yes", "no"))
 
 
 def row_image(row: dict[str, Any]) -> Image.Image:
@@ -65,14 +115,21 @@ def row_image(row: dict[str, Any]) -> Image.Image:
     return Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
 
 
-def copy_prompts(rows: Iterable[dict[str, Any]], bundle: Any, with_image: bool = True) -> list[EncodedPrompt]:
-    """Each row's copy conversation encoded, with its image (image pads expanded) or without."""
-    return [
-        bundle.encode_messages(
-            copy_conversation(row, with_image), [row_image(row)] if with_image else [], add_generation_prompt=False
-        )
-        for row in rows
-    ]
+def copy_prompts(
+    rows: Iterable[dict[str, Any]], bundle: Any, with_image: bool = True, rng: random.Random | None = None
+) -> list[EncodedPrompt]:
+    """Each row's copy conversation encoded, with its image (image pads expanded) or without.
+    With `rng`, each takes a random form and 0-6 filler sentences; without, a bare thought."""
+    prompts = []
+    for row in rows:
+        form, filler, printed = "thought", "", "0"
+        if rng is not None:
+            form, filler = rng.choice(COPY_FORMS), " ".join(rng.choices(FILLER, k=rng.randint(0, 6)))
+            printed = random_printout(rng)
+        images = [row_image(row)] if with_image else []
+        messages = copy_conversation(row, with_image, form, filler, printed)
+        prompts.append(bundle.encode_messages(messages, images, add_generation_prompt=False))
+    return prompts
 
 
 def pretrain(bundle: Any, rows: list[dict[str, Any]], config: TinyModelConfig) -> list[float]:
@@ -113,7 +170,7 @@ def train_phase(
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = peak_lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        prompts = copy_prompts(rng.sample(rows, min(config.pretrain_batch_size, len(rows))), bundle, with_image)
+        prompts = copy_prompts(rng.sample(rows, min(config.pretrain_batch_size, len(rows))), bundle, with_image, rng)
         inputs = bundle.model_inputs(prompts)
         loss = model(**inputs, labels=reply_labels(inputs["input_ids"], prompts, reply_start)).loss
         loss.backward()

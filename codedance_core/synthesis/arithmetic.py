@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from codedance_core.data.suite.task import LETTERS
 from codedance_core.synthesis.search import ZOOM_SIDE
-from codedance_core.synthesis.shapes import count_kinds_code
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_kinds_code
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -57,8 +57,7 @@ def write_math(view: ItemView) -> Writer:
         think = f"Reading the zoomed crops: {readings}. Now I compute {expression}."
     else:
         # The operands a, b(, c) are the kinds in the question's order, as `wanted_kinds` lists them.
-        think = "I count each kind of shape the question names with code."
-        result = yield ToolStep(think, count_kinds_code(view.question))
+        result = yield ToolStep(SCRIPT_THOUGHT, count_kinds_code(view.question))
         counts = read_value(result, "counts")
         assignments = f"{', '.join(names)} = (counts[kind] for kind in wanted_kinds)"
         think = f"The counts are {counts}. I compute {expression}."

@@ -17,6 +17,7 @@ import ast
 from codedance_core.data.suite.canvas import PALETTE
 from codedance_core.data.suite.task import LETTERS
 from codedance_core.synthesis.shapes import COLOUR_TOLERANCE as SHAPE_TOLERANCE
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -101,8 +102,7 @@ def write_chart(view: ItemView) -> Writer:
     params = view.params
     kind, labels = params["question_kind"], params["labels"]
     if kind in ("max", "min"):
-        think = "I find the chart's marks with code, left to right, and pick the one the question asks for."
-        result = yield ToolStep(think, _extreme_code(view.question))
+        result = yield ToolStep(SCRIPT_THOUGHT, _extreme_code(view.question))
         if read_int(result, "marks") != len(labels):
             raise UnreadableOutput(f"found {read_int(result, 'marks')} marks for {len(labels)} categories")
         letter = read_value(result, "highest" if kind == "max" else "lowest")

@@ -8,13 +8,12 @@ code printed; where the finder gets a crowded image wrong, the answer check reje
 
 from __future__ import annotations
 
-from codedance_core.synthesis.shapes import count_code
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_code
 from codedance_core.synthesis.steps import AnswerStep, ItemView, ToolStep, Writer, read_int
 
 
 def write_count(view: ItemView) -> Writer:
     """Count the asked-for shapes with code; answer with the printed count."""
-    think = "I list every shape's colour and kind with code and count the ones the question asks for."
-    result = yield ToolStep(think, count_code(view.question))
+    result = yield ToolStep(SCRIPT_THOUGHT, count_code(view.question))
     count = read_int(result, "count")
-    return AnswerStep(f"The code counted {count}.", str(count))
+    return AnswerStep(f"The code printed {count}.", str(count))

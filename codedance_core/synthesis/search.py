@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from codedance_core.data.suite.canvas import PALETTE
 from codedance_core.data.suite.task import LETTERS
-from codedance_core.synthesis.shapes import relation_code
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, relation_code
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -122,8 +122,7 @@ def _colour_trajectory(view: ItemView, star: dict) -> Writer:
 
 
 def _relation_trajectory(view: ItemView) -> Writer:
-    think = "I find the triangle and the square the question names with code and compare their centres."
-    result = yield ToolStep(think, relation_code(view.question))
+    result = yield ToolStep(SCRIPT_THOUGHT, relation_code(view.question))
     left = read_value(result, "triangle left of square") == "True"
     think = f"The code says the triangle is to the {'left' if left else 'right'} of the square."
     return AnswerStep(think, "yes" if left else "no")

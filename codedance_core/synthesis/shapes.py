@@ -28,6 +28,11 @@ COLOUR_TOLERANCE = 40
 
 IMPORTS = "import numpy as np\nfrom scipy import ndimage\n\n"
 
+# The thought before every script that repeats the question. One fixed sentence, the one the tiny
+# model's copy pretraining ends its thought with (models/pretrain.py): that model copies from a
+# fixed distance back, so the text between the question and its copy must be the same.
+SCRIPT_THOUGHT = "I write the question into code."
+
 FIND_SHAPES_CODE = f"""palette = {dict(PALETTE)!r}
 pixels = np.asarray(input_image.convert("RGB")).astype(int)
 shapes = []  # (colour, kind, left, top, right, bottom)
