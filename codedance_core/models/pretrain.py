@@ -7,26 +7,32 @@ the same distribution whatever colour the note named. It wrote the template and 
 (a count of the wrong colour, a note's wrong colour).
 
 So the tiny model is pretrained on suite items in the policy's own chat format (system prompt,
-image, question, instruction), each answered by a thought that repeats the question, then the
-answer; only that reply carries loss. It runs in two phases, because of what the copy probe
-measured (teacher-forced accuracy on the colour and kind words of 40 held-out count items'
-thoughts, 2 layers of width 128, init 0.02, batch 8):
+image, question, instruction), answered by a reply that copies (`COPY_FORMS`): the question in
+a thought, the question as a string in a script's opening, or a value from a tool turn as the
+answer. Only the last reply carries loss. What the copy probe measured (teacher-forced accuracy
+on the colour and kind words of held-out count items, 2 layers of width 128, init 0.02, batch 8):
 - With the image in every prompt from the start, the slots stayed at 0.55-0.65 after 800 steps
   at lr 3e-3: the template was learnt, the slots were guessed ("red shapes" came back "orange
   shapes"). 144 image tokens dilute the attention that copying has to learn.
-- Without the image, the same conversations were copied exactly (1.00) after 300 of 600 steps
-  (lr 3e-3, cosine), 0.15 s a step. The change is a phase change: at lr 1e-3, or with the
-  first 400 steps of an 800-step schedule, only the colours were copied by then.
-- That model copied 0.78 of the slots with the image in the prompt, never having seen one, and
-  1.00 after 50 more steps with the image at lr 1e-3.
-- It depends on the random init. From init seed 1 the colours were copied after 400 steps, but
-  the kinds stayed at 0.07-0.17 through 1200 steps, and at batch 16. A kind is harder to find
-  by its content alone: the math questions name two or three kinds each, so the copy has to
-  know where it is in the question. The experiment's base model (seed 0) copies every slot.
+- Without the image, a thought right after `<think>` was copied exactly after 300 of 600 steps
+  (lr 3e-3, cosine). That model copied 0.78 of the slots with the image in the prompt, never
+  having seen one, and 1.00 after 50 more steps with the image at lr 1e-3. Hence two phases:
+  `pretrain_text_steps` without the image, then `pretrain_steps` with it at the gentler
+  `pretrain_image_learning_rate`.
+- But it had learnt to copy from a fixed distance back, not to find the question's words. With
+  another SFT thought (of another length) before the script's copy of the question, it got 0.27
+  of the slots; with 0-6 random filler sentences before the copy in pretraining, 600 steps
+  taught no copying at all (0.34). With the fillers and 3000 steps it copied in every form
+  (1.00), and 0.97 in the SFT scripts (0.49 behind a thought of another length).
+- The phase change depends on the random init: from init seed 1, 600 steps copied the colours
+  but not the kinds (0.07-0.17 through 1200 steps, and at batch 16).
+- SFT (8 epochs at 3e-3) keeps part of it: from 0.92 to 0.68 of the script's slots on held-out
+  trajectories, and the count scripts of a tool SFT model repeated all 10 test questions right.
+  That model had not been pretrained on the tool-output form, and answered 5 whatever its code
+  printed; hence that form.
 
-Hence `pretrain_text_steps` without the image at `pretrain_learning_rate`, then `pretrain_steps`
-with it at the gentler `pretrain_image_learning_rate`. At the test fixtures' init of 0.2 even
-plain positional copying did not form (see `EXPERIMENT_OVERRIDES`).
+At the test fixtures' init of 0.2 even plain positional copying did not form (see
+`EXPERIMENT_OVERRIDES`).
 """
 
 from __future__ import annotations

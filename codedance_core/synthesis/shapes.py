@@ -29,8 +29,8 @@ COLOUR_TOLERANCE = 40
 IMPORTS = "import numpy as np\nfrom scipy import ndimage\n\n"
 
 # The thought before every script that repeats the question. One fixed sentence, the one the tiny
-# model's copy pretraining ends its thought with (models/pretrain.py): that model copies from a
-# fixed distance back, so the text between the question and its copy must be the same.
+# model's copy pretraining ends its thought with (models/pretrain.py): that model copies best
+# across the text it was pretrained on (0.97 of the slots, against 0.49 behind another thought).
 SCRIPT_THOUGHT = "I write the question into code."
 
 FIND_SHAPES_CODE = f"""palette = {dict(PALETTE)!r}
