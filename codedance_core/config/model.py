@@ -61,7 +61,7 @@ class TinyModelConfig(StrictModel):
         0,
         ge=0,
         description="Steps of the first pretraining phase: suite items in the policy's format, without the image, "
-        "answered by a thought that repeats the question (models/pretrain.py). Copying forms here.",
+        "answered by a reply that copies the question or a tool's output (models/pretrain.py). Copying forms here.",
     )
     pretrain_steps: int = Field(
         0,

@@ -57,10 +57,7 @@ from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT
 
 IGNORE_INDEX = -100
 
-
 COPY_FORMS = ("thought", "code", "output")
-
-
 
 # Sentences put before the copy in random number, so that the distance from the question to its
 # copy varies: at a fixed distance the model learnt to copy from a fixed offset, which any other
