@@ -55,16 +55,20 @@ def group_members(records: Sequence[Mapping[str, Any]], group: str) -> list[Mapp
 
 
 def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """items, accuracy with its Wilson 95% CI, tool calls per item, code success rate, turns."""
+    """items, accuracy with its Wilson 95% CI, items with a tool call (and the CI of their share),
+    tool calls per item, code success rate, turns."""
     n = len(records)
     correct = sum(float(r["acc"]) for r in records)
     calls = sum(int(r["tool_calls"]) for r in records)
     successes = sum(int(r["tool_successes"]) for r in records)
+    calling = sum(1 for r in records if int(r["tool_calls"]) > 0)
     low, high = wilson_interval(correct, n)
     return {
         "items": n,
         "accuracy": correct / n if n else None,
         "accuracy_ci95": [low, high],
+        "items_with_calls": calling,
+        "items_with_calls_ci95": list(wilson_interval(calling, n)),
         "tool_calls_per_item": calls / n if n else None,
         "code_success_rate": successes / calls if calls else None,
         "turns": sum(int(r["turns"]) for r in records) / n if n else None,
@@ -131,15 +135,20 @@ def judge_claims(table: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]
 
 
 def _bat_claim(bat_direct: dict, plain_direct: dict, bat_visual: dict, plain_visual: dict) -> dict[str, str]:
-    """Fewer tool calls on direct items, and visual accuracy not significantly lower."""
+    """Fewer direct items with a tool call, and visual accuracy not significantly lower: 'holds' when
+    the share of direct items with a call is significantly lower with BAT (as `compare` judges
+    accuracy), 'inconclusive' when it is lower but the intervals overlap."""
     calls_bat, calls_plain = bat_direct["tool_calls_per_item"], plain_direct["tool_calls_per_item"]
     fewer_calls = calls_bat is not None and calls_plain is not None and calls_bat < calls_plain
+    significant = fewer_calls and bat_direct["items_with_calls_ci95"][1] < plain_direct["items_with_calls_ci95"][0]
     visual_lost = compare(plain_visual, bat_visual) == "holds"
-    verdict = "holds" if fewer_calls and not visual_lost else "does not hold"
+    verdict = "does not hold" if not fewer_calls or visual_lost else "holds" if significant else "inconclusive"
     return {
         "claim": "BAT lowers tool calls on direct items vs RL without BAT, without losing visual accuracy",
         "verdict": verdict,
-        "numbers": f"tool calls per direct item: BAT {_num(calls_bat)} vs no BAT {_num(calls_plain)}; "
+        "numbers": f"tool calls per direct item: BAT {_num(calls_bat)} vs no BAT {_num(calls_plain)} "
+        f"(direct items with a call: {bat_direct['items_with_calls']}/{bat_direct['items']} vs "
+        f"{plain_direct['items_with_calls']}/{plain_direct['items']}); "
         f"visual accuracy: BAT {_acc(bat_visual)} vs no BAT {_acc(plain_visual)}"
         + (" (significantly lower with BAT)" if visual_lost else ""),
     }

@@ -80,6 +80,18 @@ def test_claims_are_judged_from_the_numbers() -> None:
     assert verdicts == {"toolSFT": "holds", "RL(GRPO": "does not hold", "BATlowers": "holds"}
 
 
+def test_a_few_fewer_calls_on_direct_items_is_inconclusive() -> None:
+    visual = records("count", 20, 20, calls=1, successes=1)
+    results = [
+        result("rl_bat", 0, visual + records("direct", 10, 0, calls=1) + records("direct", 0, 18)),
+        result("rl_no_bat", 0, visual + records("direct", 10, 0, calls=1) + records("direct", 0, 18, calls=0)
+               + records("direct", 2, 0, calls=1)),
+    ]
+    bat = next(claim for claim in judge_claims(aggregate(results)) if claim["claim"].startswith("BAT"))
+    assert bat["verdict"] == "inconclusive", bat
+    assert "direct items with a call: 10/28 vs 12/30" in bat["numbers"]
+
+
 def test_write_report_writes_markdown_summary_and_plots(tmp_path: Path) -> None:
     results = [result(arm, seed, records("count", 3, 1, calls=1, successes=1) + records("direct", 2, 0))
                for arm in ("text_sft", "tool_sft", "rl_bat", "rl_no_bat") for seed in (0, 1)]
