@@ -2,8 +2,9 @@
 
 The program is the fixed shape finder of `shapes.py` with the question in it as a string, from
 which the code reads the colour and kind ("How many red stars?" -> red, star): a policy learns to
-write it by repeating the question, and the code does the looking. The number in the answer is the one the
-code printed; where the finder gets a crowded image wrong, the answer check rejects the item.
+write it by repeating the question, and the code does the looking. The number in the answer is
+the one the code printed; where the finder gets a crowded image wrong, the answer check rejects
+the item.
 """
 
 from __future__ import annotations

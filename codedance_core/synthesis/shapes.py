@@ -11,11 +11,11 @@ colour, labels the connected regions and names each region's kind from two numbe
   ~0.4, circles and squares ~1).
 
 So the same text works on every image, and the question itself is all a writer (or a policy)
-has to fill in: the script reads the colour and kind from it. On the suite's easy count images resized to 144 cells of
-28 px every shape is found and named right (tests/codedance_core/synthesis/test_shapes.py); on
-hard ones (8-11 px shapes) some stars pass for triangles or circles, and on hard search images
-(2-4 px targets) shapes are missed: those trajectories fail the answer check and are rejected,
-never taught.
+has to fill in: the script reads the colour and kind from it. On the suite's easy count images
+resized to 144 cells of 28 px every shape is found and named right
+(tests/codedance_core/synthesis/test_shapes.py); on hard ones (8-11 px shapes) some stars pass
+for triangles or circles, and on hard search images (2-4 px targets) shapes are missed: those
+trajectories fail the answer check and are rejected, never taught.
 """
 
 from __future__ import annotations
