@@ -53,7 +53,7 @@ from codedance_core.config.model import TinyModelConfig
 from codedance_core.data.suite.canvas import COLOURS
 from codedance_core.models.inputs import EncodedPrompt
 from codedance_core.models.tokenizer import IM_START
-from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT
+from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT, question_line
 
 IGNORE_INDEX = -100
 
@@ -84,7 +84,7 @@ def copy_conversation(
     question, answer = extra["question"], extra["answer"]
     lead = f"{filler}\n" if filler else ""
     # The opening of the shape and chart scripts, which repeat the question as a string.
-    script = f"{IMPORTS}question = {question.splitlines()[0]!r}\n"
+    script = IMPORTS + question_line(question)
     code_turn = f"<think>\n{lead}{SCRIPT_THOUGHT}\n</think>\n<code>\n```python\n{script}```\n</code>"
     messages = initial_messages(question, with_image=with_image)
     if form == "thought":

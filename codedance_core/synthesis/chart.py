@@ -17,7 +17,7 @@ import ast
 from codedance_core.data.suite.canvas import PALETTE
 from codedance_core.data.suite.task import LETTERS
 from codedance_core.synthesis.shapes import COLOUR_TOLERANCE as SHAPE_TOLERANCE
-from codedance_core.synthesis.shapes import SCRIPT_THOUGHT
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, question_line
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -72,8 +72,7 @@ def _extreme_code(question: str) -> str:
     return f"""import numpy as np
 from scipy import ndimage
 
-question = {question.splitlines()[0]!r}
-wanted = "highest" if "highest" in question else "lowest"
+{question_line(question)}wanted = "highest" if "highest" in question else "lowest"
 palette = {dict(PALETTE)!r}
 pixels = np.asarray(input_image.convert("RGB")).astype(int)
 masks = {{colour: np.abs(pixels - rgb).sum(axis=2) < {SHAPE_TOLERANCE} for colour, rgb in palette.items()}}

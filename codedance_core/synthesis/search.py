@@ -98,9 +98,9 @@ def _missed_attempt(view: ItemView, target_box: tuple[int, int, int, int], what:
 
 def write_search(view: ItemView) -> Writer:
     """Zoom on the small target(s) and answer from what the code measured."""
-    shapes = [shape for shape in view.params["shapes"] if shape["role"] == "target"]
     if view.params["question_kind"] == "colour":
-        return (yield from _colour_trajectory(view, shapes[0]))
+        star = next(shape for shape in view.params["shapes"] if shape["role"] == "target")
+        return (yield from _colour_trajectory(view, star))
     return (yield from _relation_trajectory(view))
 
 

@@ -61,11 +61,17 @@ def shape_script(question: str, query: str) -> str:
     return IMPORTS + question_lines(question) + FIND_SHAPES_CODE + query
 
 
+def question_line(question: str) -> str:
+    """`question = '<its first line>'`: how every script that repeats the question opens (the
+    shape scripts, the chart's extreme script, and the copy pretraining's code form)."""
+    return f"question = {question.splitlines()[0]!r}\n"
+
+
 def question_lines(question: str) -> str:
-    """`question` as a string, then `words`: its words in lower case, punctuation dropped."""
+    """`question_line`, then `words`: the question's words in lower case, punctuation dropped."""
     return (
-        f"question = {question!r}\n"
-        "words = question.lower().replace('?', ' ').replace(',', ' ').replace('.', ' ').split()\n"
+        question_line(question)
+        + "words = question.lower().replace('?', ' ').replace(',', ' ').replace('.', ' ').split()\n"
     )
 
 
