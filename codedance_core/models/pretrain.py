@@ -30,6 +30,16 @@ on the colour and kind words of held-out count items, 2 layers of width 128, ini
   trajectories, and the count scripts of a tool SFT model repeated all 10 test questions right.
   That model had not been pretrained on the tool-output form, and answered 5 whatever its code
   printed; hence that form.
+- That form taught words (colours, letters, yes/no were copied 0.9-1.0 of the time, teacher-forced)
+  but not numbers: with one printout in four a number from 0-99, the base copied 0 of 12, and
+  1200 more steps at lr 1e-3 taught none. At lr 3e-3 with half the printouts small numbers,
+  copying numbers appeared between 450 and 750 steps (a phase change again) and reached 1.00.
+  Hence half of `random_printout` is numbers, mostly 0-20 like the suite's counts.
+- A chart script prints its marks before its letter; a base pretrained on one-line printouts
+  copied the number where the letter was due (3 of 16 chart answers). With 0-2 earlier lines
+  (`random_earlier_lines`) and 4500 text steps: 12 of 16 chart letters and 12 of 35 count numbers
+  on real synthesised trajectories with the image (text-only, short form: 31 of 40 numbers). The
+  numbers do not yet carry over to the long counting script as well as they do to the short form.
 
 At the test fixtures' init of 0.2 even plain positional copying did not form (see
 `EXPERIMENT_OVERRIDES`).
@@ -53,7 +63,7 @@ from codedance_core.config.model import TinyModelConfig
 from codedance_core.data.suite.canvas import COLOURS
 from codedance_core.models.inputs import EncodedPrompt
 from codedance_core.models.tokenizer import IM_START
-from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT, question_line
+from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT, printed_thought, question_line
 
 IGNORE_INDEX = -100
 
@@ -73,12 +83,18 @@ FILLER = (
 
 
 def copy_conversation(
-    row: dict[str, Any], with_image: bool = True, form: str = "thought", filler: str = "", printed: str = "0"
+    row: dict[str, Any],
+    with_image: bool = True,
+    form: str = "thought",
+    filler: str = "",
+    printed: str = "0",
+    earlier: str = "",
 ) -> list[dict[str, Any]]:
     """A suite row as the policy sees it, answered by a reply that copies, after `filler`:
     - "thought": the question, repeated in a thought;
     - "code": the question's first line, as a string in the opening of a script;
-    - "output": `printed`, read from the tool turn that follows that script, as the answer.
+    - "output": `printed`, the last value of the tool turn that follows that script (after the
+      lines `earlier`, as a chart script prints its marks before its answer), as the answer.
     Only the last reply carries loss (`reply_labels`)."""
     extra = row["extra_info"]
     question, answer = extra["question"], extra["answer"]
@@ -95,8 +111,8 @@ def copy_conversation(
         name = "count" if printed.isdigit() else "answer"
         messages += [
             {"role": "assistant", "content": code_turn},
-            {"role": "tool", "content": f"Execution succeeded.\nstdout:\n{name}: {printed}"},
-            {"role": "assistant", "content": f"<think>\n{lead}The code printed {printed}.\n</think>\n<answer>{printed}</answer>"},
+            {"role": "tool", "content": f"Execution succeeded.\nstdout:\n{earlier}{name}: {printed}"},
+            {"role": "assistant", "content": f"<think>\n{lead}{printed_thought(printed)}\n</think>\n<answer>{printed}</answer>"},
         ]
     else:
         raise ValueError(f"unknown copy form {form!r}; expected one of {COPY_FORMS}")
@@ -104,13 +120,19 @@ def copy_conversation(
 
 
 def random_printout(rng: random.Random) -> str:
-    """What a script might print: a count, a colour, an option letter or a yes/no."""
-    kind = rng.randrange(4)
+    """What a script might print: half the time a number, mostly a small count (see the module's
+    docstring for why numbers get that share), else a colour, an option letter or a yes/no."""
+    if rng.random() < 0.5:
+        return str(rng.randint(0, 20) if rng.random() < 0.75 else rng.randint(0, 99))
+    kind = rng.randrange(3)
     if kind == 0:
-        return str(rng.randint(0, 99))
-    if kind == 1:
         return rng.choice(COLOURS)
-    return rng.choice("ABCDE") if kind == 2 else rng.choice(("yes", "no"))
+    return rng.choice("ABCDE") if kind == 1 else rng.choice(("yes", "no"))
+
+
+def random_earlier_lines(rng: random.Random) -> str:
+    """0-2 lines of numbers a script might print before its answer, each ending in a newline."""
+    return "".join(f"{rng.choice(('marks', 'total', 'width'))}: {rng.randint(0, 20)}\n" for _ in range(rng.randint(0, 2)))
 
 
 def row_image(row: dict[str, Any]) -> Image.Image:
@@ -125,12 +147,12 @@ def copy_prompts(
     With `rng`, each takes a random form and 0-6 filler sentences; without, a bare thought."""
     prompts = []
     for row in rows:
-        form, filler, printed = "thought", "", "0"
+        form, filler, printed, earlier = "thought", "", "0", ""
         if rng is not None:
             form, filler = rng.choice(COPY_FORMS), " ".join(rng.choices(FILLER, k=rng.randint(0, 6)))
-            printed = random_printout(rng)
+            printed, earlier = random_printout(rng), random_earlier_lines(rng)
         images = [row_image(row)] if with_image else []
-        messages = copy_conversation(row, with_image, form, filler, printed)
+        messages = copy_conversation(row, with_image, form, filler, printed, earlier)
         prompts.append(bundle.encode_messages(messages, images, add_generation_prompt=False))
     return prompts
 

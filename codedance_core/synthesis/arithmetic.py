@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from codedance_core.data.suite.task import LETTERS
 from codedance_core.synthesis.search import ZOOM_SIDE
-from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_kinds_code
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_kinds_code, printed_thought
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -63,7 +63,7 @@ def write_math(view: ItemView) -> Writer:
         think = f"The counts are {counts}. I compute {expression}."
     result = yield ToolStep(think, f"{assignments}\nprint(\"result:\", {expression})\n")
     value = read_int(result, "result")
-    return AnswerStep(f"{expression} = {value}.", str(value))
+    return AnswerStep(printed_thought(str(value)), str(value))
 
 
 def write_direct(view: ItemView) -> Writer:
@@ -76,7 +76,7 @@ def write_direct(view: ItemView) -> Writer:
     if view.needless_tool:
         result = yield ToolStep("I check the answer with code.", f'print("answer:", {expression})\n')
         answer = read_value(result, "answer")
-        think = f"The code printed {answer}."
+        think = printed_thought(answer)
     return AnswerStep(think, answer)
 
 

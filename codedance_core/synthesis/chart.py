@@ -17,7 +17,7 @@ import ast
 from codedance_core.data.suite.canvas import PALETTE
 from codedance_core.data.suite.task import LETTERS
 from codedance_core.synthesis.shapes import COLOUR_TOLERANCE as SHAPE_TOLERANCE
-from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, question_line
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, printed_thought, question_line
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,
@@ -105,7 +105,7 @@ def write_chart(view: ItemView) -> Writer:
         if read_int(result, "marks") != len(labels):
             raise UnreadableOutput(f"found {read_int(result, 'marks')} marks for {len(labels)} categories")
         letter = read_value(result, "highest" if kind == "max" else "lowest")
-        return AnswerStep(f"The code picked option ({letter}).", letter)
+        return AnswerStep(printed_thought(letter), letter)
     needed = params["asked_labels"]
     columns = {mark["label"]: view.x(_mark_x(mark)) for mark in params["marks"] if mark["label"] in needed}
     axis = params["y_axis"]

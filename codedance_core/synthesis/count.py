@@ -9,7 +9,7 @@ the item.
 
 from __future__ import annotations
 
-from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_code
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_code, printed_thought
 from codedance_core.synthesis.steps import AnswerStep, ItemView, ToolStep, Writer, read_int
 
 
@@ -17,4 +17,4 @@ def write_count(view: ItemView) -> Writer:
     """Count the asked-for shapes with code; answer with the printed count."""
     result = yield ToolStep(SCRIPT_THOUGHT, count_code(view.question))
     count = read_int(result, "count")
-    return AnswerStep(f"The code printed {count}.", str(count))
+    return AnswerStep(printed_thought(str(count)), str(count))

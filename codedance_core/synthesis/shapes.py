@@ -33,6 +33,12 @@ IMPORTS = "import numpy as np\nfrom scipy import ndimage\n\n"
 # across the text it was pretrained on (0.97 of the slots, against 0.49 behind another thought).
 SCRIPT_THOUGHT = "I write the question into code."
 
+
+def printed_thought(value: str) -> str:
+    """The thought before an answer that is what the code printed: the same words in every
+    family and in the copy pretraining's tool-output form, so the copying it teaches carries over."""
+    return f"The code printed {value}."
+
 FIND_SHAPES_CODE = f"""palette = {dict(PALETTE)!r}
 pixels = np.asarray(input_image.convert("RGB")).astype(int)
 shapes = []  # (colour, kind, left, top, right, bottom)

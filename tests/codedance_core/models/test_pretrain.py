@@ -35,13 +35,15 @@ def test_the_first_phase_leaves_the_image_out(tiny_bundle):
     assert f"<think>\n{row['extra_info']['question']}\n</think>" in text
 
 
-def test_the_output_form_answers_with_what_the_tool_printed(tiny_bundle):
+def test_the_output_form_answers_with_the_last_value_the_tool_printed(tiny_bundle):
     row = suite_rows(1)[0]
-    messages = copy_conversation(row, with_image=False, form="output", filler="I look at the question first.", printed="7")
+    messages = copy_conversation(
+        row, with_image=False, form="output", filler="I look at the question first.", printed="7", earlier="marks: 3\n"
+    )
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "assistant"]
     text = tiny_bundle.tokenizer.decode(tiny_bundle.encode_messages(messages, [], add_generation_prompt=False).token_ids)
     assert "question = " + repr(row["extra_info"]["question"].splitlines()[0]) in text
-    assert "count: 7" in text and text.rstrip().endswith("The code printed 7.\n</think>\n<answer>7</answer><|im_end|>")
+    assert "stdout:\nmarks: 3\ncount: 7" in text and text.rstrip().endswith("The code printed 7.\n</think>\n<answer>7</answer><|im_end|>")
 
 
 def test_only_the_reply_carries_loss(tiny_bundle):

@@ -20,6 +20,7 @@ from codedance_core.rewards import score_response
 from codedance_core.rewards.score import scorer_for_source
 from codedance_core.sandbox import SandboxConfig, SandboxPool
 from codedance_core.synthesis import synthesize_file
+from codedance_core.synthesis.shapes import printed_thought
 from tests.codedance_core.synthesis.conftest import suite_rows, synthesize
 
 FAMILIES = ["count", "search", "chart", "math", "direct"]
@@ -55,6 +56,17 @@ def test_each_family_keeps_trajectories_with_correct_answers(outcomes, family):
             assert tool_turns == [] and len(row.images) == 1
         else:
             assert tool_turns, "a visual family calls the tool"
+
+
+@pytest.mark.parametrize("family", ["count", "math"])
+def test_an_answer_read_from_the_code_repeats_what_it_printed(outcomes, family):
+    # One thought for every such answer, the one the tiny model's copy pretraining ends with.
+    for outcome in (o for o in outcomes if o.family == family and o.kept):
+        answer = outcome.trajectory.answer
+        messages = outcome.row["messages"]
+        last_tool = next(m["content"] for m in reversed(messages) if m["role"] == "tool")
+        assert last_tool.rstrip().endswith(f": {answer}")
+        assert messages[-1]["content"].startswith(f"<think>\n{printed_thought(answer)}\n</think>")
 
 
 def test_replaying_the_code_in_a_fresh_sandbox_gives_the_same_observations(outcomes):
