@@ -8,7 +8,13 @@ from codedance_core.config.data import SuiteSpec
 from codedance_core.config.model import TinyModelConfig
 from codedance_core.data.suite import make_row
 from codedance_core.models import load_model_bundle
-from codedance_core.models.pretrain import IGNORE_INDEX, copy_conversation, copy_prompts, pretrain, reply_labels
+from codedance_core.models.pretrain import (
+    IGNORE_INDEX,
+    copy_conversation,
+    copy_prompts,
+    pretrain,
+    reply_labels,
+)
 from codedance_core.models.tokenizer import IM_END, IM_START
 
 

@@ -9,7 +9,13 @@ from contextlib import redirect_stdout
 from codedance_core.data.suite import arithmetic, count, search
 from codedance_core.data.suite.generator import item_rng
 from codedance_core.models.images import resize_for_model
-from codedance_core.synthesis.shapes import FIND_SHAPES_CODE, IMPORTS, count_code, count_kinds_code, relation_code
+from codedance_core.synthesis.shapes import (
+    FIND_SHAPES_CODE,
+    IMPORTS,
+    count_code,
+    count_kinds_code,
+    relation_code,
+)
 
 TINY_PIXELS = 144 * 28 * 28
 
