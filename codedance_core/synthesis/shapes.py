@@ -39,6 +39,7 @@ def printed_thought(value: str) -> str:
     family and in the copy pretraining's tool-output form, so the copying it teaches carries over."""
     return f"The code printed {value}."
 
+
 FIND_SHAPES_CODE = f"""palette = {dict(PALETTE)!r}
 pixels = np.asarray(input_image.convert("RGB")).astype(int)
 shapes = []  # (colour, kind, left, top, right, bottom)
