@@ -197,6 +197,7 @@ def run_mini(
 ) -> MiniOutcome:
     """Run (or resume) every arm for every seed, then write the report; returns the outcome."""
     from codedance_core.experiments.report import write_report
+    from codedance_core.tracking.runs import source_commit
 
     started = time.perf_counter()
     out_dir = Path(config.out_dir)
@@ -204,6 +205,7 @@ def run_mini(
     meta = {
         "command": command or " ".join(sys.argv),
         "versions": package_versions(),
+        "commit": source_commit(),
         "seeds": list(config.seeds),
         "arms": list(config.arms),
         "config_digest": digest,

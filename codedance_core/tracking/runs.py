@@ -13,9 +13,11 @@ the data.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from codedance_core.storage import ArtifactRef
 
 PARENT_TAG = "mlflow.parentRunId"
+COMMIT_TAG = "mlflow.source.git.commit"
 DATASET_SOURCE_TYPE = "codedance_store"
 _PARAM_VALUE_LIMIT = 6000  # MLflow rejects longer param values
 _BATCH_LIMIT = 100  # params per log_batch call
@@ -37,6 +40,25 @@ _METRIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")
 def metric_name(name: str) -> str:
     """A name MLflow accepts: 'avg@8' -> 'avg_8' (MLflow rejects '@' and most punctuation)."""
     return _METRIC_NAME_UNSAFE.sub("_", name)
+
+
+@cache
+def source_commit() -> str | None:
+    """The git commit of the checkout this package runs from, with "-dirty" when tracked files
+    have changed since; None when it is not run from a git checkout (an installed wheel)."""
+    here = Path(__file__).resolve()
+
+    def git(*args: str) -> str:
+        command = ["git", "-C", str(here.parent), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")) / "codedance_core" / "tracking" / here.name != here:
+            return None  # some other repository around an installed copy
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "HEAD") + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -89,6 +111,9 @@ class RunTracker:
         """Create a run (a child of parent_run_id when given) and return its tracker."""
         client = MlflowClient(tracking_uri=tracking_uri)
         all_tags = dict(tags or {})
+        commit = source_commit()
+        if commit and COMMIT_TAG not in all_tags:
+            all_tags[COMMIT_TAG] = commit  # which code made the run, beside which data (lineage)
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         run = client.create_run(experiment_id(client, experiment, artifact_root), tags=all_tags, run_name=run_name)

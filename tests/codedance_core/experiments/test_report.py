@@ -96,10 +96,10 @@ def test_write_report_writes_markdown_summary_and_plots(tmp_path: Path) -> None:
     results = [result(arm, seed, records("count", 3, 1, calls=1, successes=1) + records("direct", 2, 0))
                for arm in ("text_sft", "tool_sft", "rl_bat", "rl_no_bat") for seed in (0, 1)]
     meta = {"command": "codedance experiment mini --seeds=2", "seeds": [0, 1], "arms": ["text_sft"],
-            "config_digest": "abc123", "versions": {"torch": "2.13.0"}, "seconds": 90.0}
+            "config_digest": "abc123", "versions": {"torch": "2.13.0"}, "seconds": 90.0, "commit": "f8a8b66"}
     path = write_report(results, meta, tmp_path)
     text = path.read_text()
-    assert "codedance experiment mini --seeds=2" in text and "abc123" in text and "torch 2.13.0" in text
+    assert "`codedance experiment mini --seeds=2` at commit `f8a8b66`" in text and "abc123" in text and "torch 2.13.0" in text
     assert "tool SFT beats text-only SFT" in text and "| rl bat |" in text
     assert (tmp_path / "accuracy_by_family.png").stat().st_size > 1000
     assert (tmp_path / "tool_calls.png").stat().st_size > 1000

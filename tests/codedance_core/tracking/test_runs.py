@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from codedance_core.storage import ArtifactStore
 from codedance_core.tracking import RunTracker, flatten, tracked_run
+from codedance_core.tracking.runs import COMMIT_TAG, source_commit
 
 
 @pytest.fixture
@@ -25,6 +28,17 @@ def test_child_runs_name_their_parent_explicitly(tracking_uri: str, tmp_path: Pa
     child_b = RunTracker.start(tracking_uri, "exp", "sft", parent_run_id=parent.run_id)
     assert sorted(parent.children()) == sorted([child_a.run_id, child_b.run_id])
     assert child_a.children() == []
+
+
+def test_runs_record_the_commit_of_the_code_that_made_them(tracking_uri: str) -> None:
+    root = Path(__file__).resolve().parents[3]
+    if (root / ".git").exists():
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        assert source_commit() in (head.stdout.strip(), head.stdout.strip() + "-dirty")
+    else:
+        assert source_commit() is None
+    run = RunTracker.start(tracking_uri, "exp", "sft")
+    assert MlflowClient(tracking_uri).get_run(run.run_id).data.tags.get(COMMIT_TAG) == source_commit()
 
 
 def test_params_metrics_and_artifacts(tracking_uri: str, tmp_path: Path) -> None:
