@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +183,20 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def _commit() -> str | None:
+    from codedance_core.tracking.runs import source_commit  # imports MLflow: only once a run starts
+
+    return source_commit()
+
+
+def _other_code(saved: Mapping[str, Any]) -> str:
+    """A warning when a reused result was made by other code: the digest covers the config only."""
+    made_by, now = saved.get("commit"), _commit()
+    if made_by == now:
+        return ""
+    return f" (made at commit {made_by}, this checkout is at {now}: use a fresh --work-dir and --out if the code changed)"
+
+
 def result_path(out_dir: Path, arm: str, seed: int) -> Path:
     return out_dir / "results" / f"{arm}-seed{seed}.json"
 
@@ -200,7 +214,6 @@ def run_mini(
 ) -> MiniOutcome:
     """Run (or resume) every arm for every seed, then write the report; returns the outcome."""
     from codedance_core.experiments.report import write_report
-    from codedance_core.tracking.runs import source_commit
 
     started = time.perf_counter()
     out_dir = Path(config.out_dir)
@@ -208,7 +221,7 @@ def run_mini(
     meta = {
         "command": command or " ".join(sys.argv),
         "versions": package_versions(),
-        "commit": source_commit(),
+        "commit": _commit(),
         "seeds": list(config.seeds),
         "arms": list(config.arms),
         "config_digest": digest,
@@ -248,14 +261,14 @@ class SeedRunner:
         path = result_path(self.out_dir, arm.name, self.seed)
         saved = load_result(path, self.digest)
         if saved is not None:
-            self.log(f"[seed {self.seed}] {arm.name}: done before, reusing {path}")
+            self.log(f"[seed {self.seed}] {arm.name}: done before, reusing {path}" + _other_code(saved))
             return saved
         started = time.perf_counter()
         model_dir = self.policy(arm)
         rows, stats = self.evaluate(arm.name, model_dir)
         records = item_records(rows)
         result = {
-            "arm": arm.name, "title": arm.title, "seed": self.seed, "config_digest": self.digest,
+            "arm": arm.name, "title": arm.title, "seed": self.seed, "config_digest": self.digest, "commit": _commit(),
             "seconds": time.perf_counter() - started, "stats": _scalar_stats(stats),
             "families": family_metrics(records), "items": records,
         }

@@ -18,7 +18,8 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from codedance_core.cli.experiment import app
-from codedance_core.experiments.mini import ARMS, MiniConfig, result_path, run_mini
+from codedance_core.experiments.mini import ARMS, MiniConfig, SeedRunner, result_path, run_mini
+from codedance_core.tracking.runs import source_commit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -72,3 +73,16 @@ def test_a_different_config_does_not_reuse_results(tmp_path: Path) -> None:
     larger = MiniConfig(smoke=True, out_dir=str(tmp_path), overrides=["grpo.max_steps=3"])
     assert small.experiment_digest() != larger.experiment_digest()
     assert MiniConfig(smoke=True, seeds=[0, 1]).experiment_digest() == small.experiment_digest()
+
+
+def test_a_result_made_by_other_code_is_reused_with_a_warning(tmp_path: Path) -> None:
+    config = MiniConfig(smoke=True, seeds=[0], out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"))
+    digest = config.experiment_digest()
+    path = result_path(tmp_path / "out", "text_sft", 0)
+    path.parent.mkdir(parents=True)
+    lines: list[str] = []
+    runner = SeedRunner(config, 0, digest, lines.append)
+    for commit, warned in (("0123abc", True), (source_commit(), False)):
+        path.write_text(json.dumps({"arm": "text_sft", "seed": 0, "config_digest": digest, "commit": commit}))
+        assert runner.result(ARMS["text_sft"])["commit"] == commit
+        assert ("made at commit 0123abc" in lines[-1]) is warned and "reusing" in lines[-1]
