@@ -194,7 +194,7 @@ def _other_code(saved: Mapping[str, Any]) -> str:
     made_by, now = saved.get("commit"), _commit()
     if made_by == now:
         return ""
-    return f" (made at commit {made_by}, this checkout is at {now}: use a fresh --work-dir and --out if the code changed)"
+    return f" (made at commit {made_by or 'unknown'}, this checkout is at {now}: use a fresh --work-dir and --out if the code changed)"
 
 
 def result_path(out_dir: Path, arm: str, seed: int) -> Path:
