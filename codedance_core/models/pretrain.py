@@ -58,11 +58,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from codedance_core.agent.messages import to_model_messages
+from codedance_core.agent.observation import format_observation
 from codedance_core.agent.prompts import initial_messages
 from codedance_core.config.model import TinyModelConfig
 from codedance_core.data.suite.canvas import COLOURS
 from codedance_core.models.inputs import EncodedPrompt
 from codedance_core.models.tokenizer import IM_START
+from codedance_core.sandbox.result import ExecResult
 from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT, printed_thought, question_line
 
 IGNORE_INDEX = -100
@@ -109,9 +111,11 @@ def copy_conversation(
         messages.append({"role": "assistant", "content": code_turn})
     elif form == "output":
         name = "count" if printed.isdigit() else "answer"
+        # Rendered by the one observation formatter, so it matches SFT and rollouts token for token.
+        observation = format_observation(ExecResult(status="ok", stdout=f"{earlier}{name}: {printed}\n"))
         messages += [
             {"role": "assistant", "content": code_turn},
-            {"role": "tool", "content": f"Execution succeeded.\nstdout:\n{earlier}{name}: {printed}"},
+            {"role": "tool", "content": observation.text},
             {"role": "assistant", "content": f"<think>\n{lead}{printed_thought(printed)}\n</think>\n<answer>{printed}</answer>"},
         ]
     else:
