@@ -56,8 +56,8 @@ class SynthesisConfig(StrictModel):
         0.2,
         ge=0,
         le=1,
-        description="Share of tool trajectories whose first attempt fails (a typo) or misses (a wrong crop) "
-        "and is then corrected; drawn per item from the seed.",
+        description="Share of tool trajectories whose first attempt fails (a typo) and is then corrected; "
+        "drawn per item from the seed.",
     )
     needless_tool_rate: float = Field(
         0.0,

@@ -15,8 +15,7 @@ scorer still checks it.
 from __future__ import annotations
 
 from codedance_core.data.suite.task import LETTERS
-from codedance_core.synthesis.search import ZOOM_SIDE
-from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, count_kinds_code, printed_thought
+from codedance_core.synthesis.shapes import SCRIPT_THOUGHT, ZOOM_SIDE, count_kinds_code, printed_thought
 from codedance_core.synthesis.steps import (
     AnswerStep,
     ItemView,

@@ -4,8 +4,7 @@ A model trained only on clean trajectories never sees an error message and does 
 recover from one. So a share of tool trajectories (`SynthesisConfig.failure_rate`) open with
 the first script broken by a typo (`input_img` for `input_image`); the sandbox raises, the
 observation in the row is that real error, and the next turn names the error and runs the
-corrected script. Search trajectories may instead "miss" (a crop on empty background), which
-the search writer does itself because only it knows where empty background is.
+corrected script.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class SynthesisItem:
 
     def view(self, rng: random.Random, plan: str | None = None) -> ItemView:
         """The writer's view: parameters in the resized image's coordinates, and the item's plan
-        (None, 'miss' or 'needless_tool'; see `pipeline.failure_plan`)."""
+        (None, 'typo' or 'needless_tool'; see `pipeline.failure_plan`)."""
         original = self.params.get("image_size") or [self.image.width, self.image.height]
         return ItemView(
             question=self.question,
@@ -51,7 +51,6 @@ class SynthesisItem:
             scale_x=self.image.width / original[0],
             scale_y=self.image.height / original[1],
             rng=rng,
-            miss_first=plan == "miss",
             needless_tool=plan == "needless_tool",
         )
 

@@ -79,19 +79,14 @@ class Outcome:
 
 
 def failure_plan(config: SynthesisConfig, item: SynthesisItem) -> tuple[random.Random, str | None]:
-    """The item's random stream and its plan: None, 'typo' or 'miss' for a planned first failure;
-    'needless_tool' for a tool-free item that calls the tool anyway.
-
-    Only a search item that crops a target (its colour question) can miss; the relation question
-    finds its shapes without a crop, so it fails by a typo like the other families.
-    """
+    """The item's random stream and its plan: None, or 'typo' for a planned first failure;
+    'needless_tool' for a tool-free item that calls the tool anyway."""
     rng = random.Random(f"{config.seed}:{item.data_source}:{item.index}")
     if item.family in TOOL_FREE_FAMILIES:
         return rng, ("needless_tool" if rng.random() < config.needless_tool_rate else None)
     if rng.random() >= config.failure_rate:
         return rng, None
-    crops = item.family == "search" and item.params.get("question_kind") == "colour"
-    return rng, ("miss" if crops and rng.random() < 0.5 else "typo")
+    return rng, "typo"
 
 
 def uses_program(config: SynthesisConfig, family: str) -> bool:

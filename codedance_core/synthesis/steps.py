@@ -62,7 +62,6 @@ class ItemView:
     scale_x: float
     scale_y: float
     rng: random.Random = field(default_factory=random.Random)
-    miss_first: bool = False
     needless_tool: bool = False
 
     def box(self, box: list[int] | tuple[int, ...], pad: int = 0) -> tuple[int, int, int, int]:

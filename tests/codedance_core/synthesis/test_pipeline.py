@@ -40,15 +40,21 @@ def test_each_family_keeps_trajectories_with_correct_answers(outcomes, family):
     mine = [outcome for outcome in outcomes if outcome.family == family]
     kept = [outcome for outcome in mine if outcome.kept]
     assert len(mine) == 6
-    # The coordinate-free shape finder miscounts some crowded hard images: those are rejected.
-    assert len(kept) >= (4 if family == "count" else 5), [(o.reason, o.detail) for o in mine if not o.kept]
+    # The coordinate-free shape finder miscounts some crowded hard images, and misses the 2-4 px star
+    # of hard search colour images: those are rejected.
+    assert len(kept) >= (4 if family in ("count", "search") else 5), [
+        (o.reason, o.detail) for o in mine if not o.kept
+    ]
     for outcome in kept:
         row = SFTRow.model_validate(outcome.row)
         assistant = "\n".join(m.content for m in row.messages if m.role == "assistant")
         item = ROWS[outcome.index]
         options = json.loads(item["extra_info"]["generator"])["options"] or None
         kind = scorer_for_source(item["data_source"], RewardConfig())
-        assert score_response(assistant, item["reward_model"]["ground_truth"], kind=kind, options=options).score == 1.0
+        assert (
+            score_response(assistant, item["reward_model"]["ground_truth"], kind=kind, options=options).score
+            == 1.0
+        )
         assert sum(m.content.count(IMAGE_MARKER) for m in row.messages) == len(row.images)
         tool_turns = [m for m in row.messages if m.role == "tool"]
         assert len(tool_turns) == outcome.trajectory.tool_calls
@@ -91,7 +97,9 @@ def test_replaying_the_code_in_a_fresh_sandbox_gives_the_same_observations(outco
 
 
 def test_a_planned_failure_shows_the_real_error_then_the_fix(pool):
-    outcomes = synthesize(pool, suite_rows(["count", "chart", "math"], 3, difficulty="easy"), failure_rate=1.0)
+    outcomes = synthesize(
+        pool, suite_rows(["count", "chart", "math"], 3, difficulty="easy"), failure_rate=1.0
+    )
     for outcome in outcomes:
         assert outcome.kept, (outcome.reason, outcome.detail)
         messages = outcome.row["messages"]
@@ -102,12 +110,16 @@ def test_a_planned_failure_shows_the_real_error_then_the_fix(pool):
         assert outcome.trajectory.failed_calls == 1
 
 
-def test_a_search_miss_crops_empty_background_first(pool):
-    rows = suite_rows(["search"], 12)
-    outcomes = synthesize(pool, rows, failure_rate=1.0)
-    missed = [o for o in outcomes if o.kept and "my guess was wrong" in o.row["messages"][4]["content"]]
-    assert missed, "some search items open with a miss"
-    assert "max saturation" in missed[0].row["messages"][3]["content"]
+def test_a_search_colour_item_planned_to_fail_fails_by_the_typo_and_copies_the_question(pool):
+    outcomes = [outcome for outcome in synthesize(pool, suite_rows(["search"], 16, difficulty="easy"), failure_rate=1.0)
+                if outcome.kept and "colour" in outcome.row["messages"][1]["content"]]
+    assert outcomes, "some easy colour items are kept"
+    for outcome in outcomes:
+        messages = outcome.row["messages"]
+        first_tool = next(m["content"] for m in messages if m["role"] == "tool")
+        assert "NameError" in first_tool and outcome.trajectory.failed_calls == 1
+        question_line = messages[1]["content"].removeprefix(IMAGE_MARKER).strip().splitlines()[0]
+        assert f"question = {question_line!r}" in messages[4]["content"]  # the question, no coordinates
 
 
 def test_a_wrong_gold_answer_is_rejected_as_incorrect(pool):
@@ -131,8 +143,12 @@ def test_an_item_without_program_or_teacher_is_rejected(pool):
 def test_synthesize_file_writes_rows_rejects_and_statistics(tmp_path):
     rl = tmp_path / "rl.parquet"
     write_suite(SuiteSpec(families=FAMILIES, n=10, seed=5), str(rl))
-    report = synthesize_file(str(rl), str(tmp_path / "sft.parquet"), SynthesisConfig(failure_rate=0.5),
-                             rejects_uri=str(tmp_path / "rejects.parquet"))
+    report = synthesize_file(
+        str(rl),
+        str(tmp_path / "sft.parquet"),
+        SynthesisConfig(failure_rate=0.5),
+        rejects_uri=str(tmp_path / "rejects.parquet"),
+    )
     stats = report.stats.to_dict()
     assert stats["kept"] + stats["rejected"] == 10
     assert report.out.rows == stats["kept"] >= 8
@@ -150,14 +166,3 @@ def test_direct_items_can_check_their_answer_with_a_needless_call(pool):
         assert outcome.trajectory.tool_calls == 1
         tool = next(m["content"] for m in outcome.row["messages"] if m["role"] == "tool")
         assert f"answer: {outcome.trajectory.answer}" in tool  # the answer is what the code printed
-
-
-def test_a_search_relation_item_fails_by_typo_since_it_has_no_crop_to_miss():
-    from codedance_core.synthesis.items import prepare_item
-    from codedance_core.synthesis.pipeline import failure_plan
-
-    config = SynthesisConfig(failure_rate=1.0)
-    items = [prepare_item(row, index, config) for index, row in enumerate(suite_rows(["search"], 12))]
-    plans = {(item.params["question_kind"], failure_plan(config, item)[1]) for item in items}
-    assert ("relation", "typo") in plans and ("relation", "miss") not in plans
-    assert ("colour", "miss") in plans, "colour items still miss half the time"

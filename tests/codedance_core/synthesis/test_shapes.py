@@ -15,6 +15,7 @@ from codedance_core.synthesis.shapes import (
     count_code,
     count_kinds_code,
     relation_code,
+    star_colour_code,
 )
 
 TINY_PIXELS = 144 * 28 * 28
@@ -83,3 +84,31 @@ def test_the_relation_script_answers_most_easy_search_questions():
         right += answer == task.answer
         asked += 1
     assert asked >= 8 and right / asked >= 0.9, (right, asked)
+
+
+def test_the_colour_script_finds_the_small_star_and_prints_its_colour_last():
+    right = asked = 0
+    scripts = set()
+    for index in range(40):
+        task, image = easy("search", search.generate, index)
+        if task.params["question_kind"] != "colour":
+            continue
+        code = star_colour_code(task.question)
+        scripts.add(code)
+        namespace, out = run(code, image)
+        printed = out.strip().splitlines()
+        assert printed[-1].startswith("colour: "), "the line an answer copies is printed last"
+        asked += 1
+        star = task.params["shapes"][0]
+        if printed[-1] != f"colour: {star['colour']}":
+            continue
+        right += 1
+        # The printed box is the star's: its centre, resized, lies in it (give or take a pixel).
+        x0, y0, x1, y1 = star["box"]
+        cx = (x0 + x1 + 1) / 2 * image.width / task.image.width
+        cy = (y0 + y1 + 1) / 2 * image.height / task.image.height
+        assert namespace["left"] - 1 <= cx <= namespace["right"] + 2, index
+        assert namespace["top"] - 1 <= cy <= namespace["bottom"] + 2, index
+    assert asked >= 12 and right / asked >= 0.85, (right, asked)
+    # No coordinates in the text: one script per question line (open, or with options) for stars anywhere.
+    assert len(scripts) == 2
