@@ -77,6 +77,25 @@ class TinyModelConfig(StrictModel):
     pretrain_image_learning_rate: float = Field(
         1e-3, gt=0, description="Peak learning rate of the phase with the image (cosine); gentler, to keep the copying."
     )
+    pretrain_probe_every: int = Field(
+        0,
+        ge=0,
+        description="Check the copy probe (models/copy_probe.py) every this many steps of the first phase and end "
+        "it once each of pretrain_probe_forms passes pretrain_probe_target; pretrain_text_steps is then the cap. "
+        "0: no checks.",
+    )
+    pretrain_probe_target: float = Field(
+        0.95, gt=0, le=1, description="Share of probe conversations each gating copy form must copy exactly."
+    )
+    pretrain_probe_forms: list[Literal["thought", "code", "output"]] = Field(
+        default_factory=lambda: ["code", "output"],
+        min_length=1,
+        description="The copy forms that must pass: by default those SFT's scripts and answers rely on (the question "
+        "in a script, a printed value in the answer); every form is measured and recorded.",
+    )
+    pretrain_probe_rows: int = Field(
+        48, ge=1, description="Held-out suite rows (test split) the copy probe is made of."
+    )
 
     @model_validator(mode="after")
     def _check_heads(self) -> TinyModelConfig:

@@ -201,6 +201,7 @@ def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Map
         "A claim *holds* when the difference has the right direction and the two 95% intervals do not overlap;",
         "*inconclusive* when the direction is right but they overlap; otherwise it *does not hold*.",
         "",
+        *_copy_probe_lines(meta.get("copy_probe")),
         "## Claims",
         "",
     ]
@@ -209,3 +210,20 @@ def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Map
     lines += ["", *markdown_tables(table), "", "## Plots", "",
               "![accuracy per family](accuracy_by_family.png)", "", "![tool calls per item](tool_calls.png)", ""]
     return "\n".join(lines)
+
+
+def _copy_probe_lines(record: Mapping[str, Any] | None) -> list[str]:
+    """The base model's copy probe (models/copy_probe.py): when its pretraining stopped, and how
+    well each form copies, since every arm's scripts and answers depend on it."""
+    if not record:
+        return []
+    forms = [form for form in record.get("with_image", {})]
+    passed = record.get("passed_at")
+    stop = f"passed {record.get('target')} after {passed} steps" if passed else f"did not reach {record.get('target')} in {record.get('text_steps')} steps"
+    lines = ["## Base model: copy probe", "",
+             f"The text phase of pretraining {stop}. Share of held-out probe conversations copied exactly, teacher-forced:", "",
+             "| after step | " + " | ".join(forms) + " |", "| --- |" + " --- |" * len(forms)]
+    for check in record.get("checks", []):
+        lines.append(f"| {check['step']} | " + " | ".join(f"{check.get(form, 0):.2f}" for form in forms) + " |")
+    lines.append("| end, with the image | " + " | ".join(f"{record['with_image'][form]:.2f}" for form in forms) + " |")
+    return [*lines, ""]

@@ -40,108 +40,49 @@ on the colour and kind words of held-out count items, 2 layers of width 128, ini
   (`random_earlier_lines`) and 4500 text steps: 12 of 16 chart letters and 12 of 35 count numbers
   on real synthesised trajectories with the image (text-only, short form: 31 of 40 numbers). The
   numbers do not yet carry over to the long counting script as well as they do to the short form.
+- Every one of these skills is a phase change whose step depends on the draw: three bases built
+  with the same code copied the question's slots in real SFT trajectories 1.00, 0.96 and 0.68 of
+  the time. So the first phase can check the copy probe (models/copy_probe.py) every
+  `pretrain_probe_every` steps and end once the gating forms pass, with `pretrain_text_steps` as
+  the cap; the checks are saved beside the model (`PROBE_FILE`).
 
 At the test fixtures' init of 0.2 even plain positional copying did not form (see
-`EXPERIMENT_OVERRIDES`).
+`EXPERIMENT_OVERRIDES`). The conversations themselves are built in models/copy_texts.py.
 """
 
 from __future__ import annotations
 
-import io
+import json
+import logging
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.agent.observation import format_observation
-from codedance_core.agent.prompts import initial_messages
 from codedance_core.config.model import TinyModelConfig
-from codedance_core.data.suite.canvas import COLOURS
+from codedance_core.models.copy_probe import copy_accuracy
+from codedance_core.models.copy_texts import (
+    COPY_FORMS,
+    FILLER,
+    copy_conversation,
+    random_earlier_lines,
+    random_printout,
+    row_image,
+)
 from codedance_core.models.inputs import EncodedPrompt
 from codedance_core.models.tokenizer import IM_START
-from codedance_core.sandbox.result import ExecResult
-from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT, printed_thought, question_line
+
+log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
 
-COPY_FORMS = ("thought", "code", "output")
-
-# Sentences put before the copy in random number, so that the distance from the question to its
-# copy varies: at a fixed distance the model learnt to copy from a fixed offset, which any other
-# text in between (an SFT thought of another length) broke.
-FILLER = (
-    "I look at the question first.",
-    "The image may help here.",
-    "I write code for this.",
-    "Let me read the question again.",
-    "Code can measure what I cannot see.",
-    "I keep the question's words.",
-)
-
-
-def copy_conversation(
-    row: dict[str, Any],
-    with_image: bool = True,
-    form: str = "thought",
-    filler: str = "",
-    printed: str = "0",
-    earlier: str = "",
-) -> list[dict[str, Any]]:
-    """A suite row as the policy sees it, answered by a reply that copies, after `filler`:
-    - "thought": the question, repeated in a thought;
-    - "code": the question's first line, as a string in the opening of a script;
-    - "output": `printed`, the last value of the tool turn that follows that script (after the
-      lines `earlier`, as a chart script prints its marks before its answer), as the answer.
-    Only the last reply carries loss (`reply_labels`)."""
-    extra = row["extra_info"]
-    question, answer = extra["question"], extra["answer"]
-    lead = f"{filler}\n" if filler else ""
-    # The opening of the shape and chart scripts, which repeat the question as a string.
-    script = IMPORTS + question_line(question)
-    code_turn = f"<think>\n{lead}{SCRIPT_THOUGHT}\n</think>\n<code>\n```python\n{script}```\n</code>"
-    messages = initial_messages(question, with_image=with_image)
-    if form == "thought":
-        messages.append({"role": "assistant", "content": f"<think>\n{lead}{question}\n</think>\n<answer>{answer}</answer>"})
-    elif form == "code":
-        messages.append({"role": "assistant", "content": code_turn})
-    elif form == "output":
-        name = "count" if printed.isdigit() else "answer"
-        # Rendered by the one observation formatter, so it matches SFT and rollouts token for token.
-        observation = format_observation(ExecResult(status="ok", stdout=f"{earlier}{name}: {printed}\n"))
-        messages += [
-            {"role": "assistant", "content": code_turn},
-            {"role": "tool", "content": observation.text},
-            {"role": "assistant", "content": f"<think>\n{lead}{printed_thought(printed)}\n</think>\n<answer>{printed}</answer>"},
-        ]
-    else:
-        raise ValueError(f"unknown copy form {form!r}; expected one of {COPY_FORMS}")
-    return to_model_messages(messages)
-
-
-def random_printout(rng: random.Random) -> str:
-    """What a script might print: half the time a number, mostly a small count (see the module's
-    docstring for why numbers get that share), else a colour, an option letter or a yes/no."""
-    if rng.random() < 0.5:
-        return str(rng.randint(0, 20) if rng.random() < 0.75 else rng.randint(0, 99))
-    kind = rng.randrange(3)
-    if kind == 0:
-        return rng.choice(COLOURS)
-    return rng.choice("ABCDE") if kind == 1 else rng.choice(("yes", "no"))
-
-
-def random_earlier_lines(rng: random.Random) -> str:
-    """0-2 lines of numbers a script might print before its answer, each ending in a newline."""
-    return "".join(f"{rng.choice(('marks', 'total', 'width'))}: {rng.randint(0, 20)}\n" for _ in range(rng.randint(0, 2)))
-
-
-def row_image(row: dict[str, Any]) -> Image.Image:
-    """The row's (first) image, decoded."""
-    return Image.open(io.BytesIO(row["images"][0]["bytes"])).convert("RGB")
+# The file in the model's folder that records the copy probe's checks.
+PROBE_FILE = "copy_probe.json"
 
 
 def copy_prompts(
@@ -161,18 +102,77 @@ def copy_prompts(
     return prompts
 
 
-def pretrain(bundle: Any, rows: list[dict[str, Any]], config: TinyModelConfig) -> list[float]:
-    """Train `bundle.model` in place as a causal LM on the rows' copy conversations: first
+@dataclass
+class PretrainRecord:
+    """What a pretraining did: the loss of every step, and the copy probe's checks.
+
+    `checks`: one per `pretrain_probe_every` steps of the first phase, `{"step": n, form: share}`;
+    `passed_at`: the step at which the gating forms reached the target (None: never, or no probe);
+    `with_image`: the probe once more at the end, with the image in the prompt, as SFT will see it.
+    """
+
+    losses: list[float] = field(default_factory=list)
+    target: float | None = None
+    checks: list[dict[str, float]] = field(default_factory=list)
+    passed_at: int | None = None
+    with_image: dict[str, float] = field(default_factory=dict)
+
+    def save(self, model_dir: str | Path) -> Path:
+        """Write everything but the losses to `PROBE_FILE` in the model's folder."""
+        record = {key: value for key, value in asdict(self).items() if key != "losses"}
+        record["text_steps"] = self.text_steps
+        path = Path(model_dir) / PROBE_FILE
+        path.write_text(json.dumps(record, indent=2))
+        return path
+
+    @property
+    def text_steps(self) -> int:
+        """Steps the first phase ran (it stops early once the probe passes)."""
+        return self.passed_at if self.passed_at is not None else (self.checks[-1]["step"] if self.checks else 0)
+
+
+def pretrain(
+    bundle: Any, rows: list[dict[str, Any]], config: TinyModelConfig, probe_rows: Sequence[dict[str, Any]] = ()
+) -> PretrainRecord:
+    """Train `bundle.model` in place as a causal LM on the rows' copy conversations: first up to
     `pretrain_text_steps` without the image, then `pretrain_steps` with it (see the module's
-    docstring); returns the loss of every step. Only the reply carries loss, as in SFT: on the
-    whole conversation the constant system prompt and the unpredictable question outweighed the
-    few slot tokens where copying pays, and the model learnt the template instead.
+    docstring). Only the reply carries loss, as in SFT: on the whole conversation the constant
+    system prompt and the unpredictable question outweighed the few slot tokens where copying pays,
+    and the model learnt the template instead.
+
+    With `probe_rows` and `pretrain_probe_every`, the first phase checks the copy probe on them
+    every that many steps and ends as soon as each of `pretrain_probe_forms` copies
+    `pretrain_probe_target` of them:
+    when copying forms is a draw, so the steps it needs are checked, not guessed.
     """
     rng = random.Random(config.seed)
-    losses = train_phase(bundle, rows, config.pretrain_text_steps, config.pretrain_learning_rate, config, rng, False)
-    losses += train_phase(bundle, rows, config.pretrain_steps, config.pretrain_image_learning_rate, config, rng, True)
+    record = PretrainRecord()
+    check = None
+    if probe_rows and config.pretrain_probe_every:
+        record.target = config.pretrain_probe_target
+
+        def check(step: int) -> bool:
+            shares = copy_accuracy(bundle, probe_rows, with_image=False)
+            record.checks.append({"step": step, **shares})
+            log.info("copy probe after %d steps: %s", step, shares)
+            if all(shares[form] >= config.pretrain_probe_target for form in config.pretrain_probe_forms):
+                record.passed_at = step
+            return record.passed_at is not None
+
+    record.losses = train_phase(
+        bundle, rows, config.pretrain_text_steps, config.pretrain_learning_rate, config, rng, False,
+        check=check, check_every=config.pretrain_probe_every,
+    )
+    if check is not None and record.passed_at is None:
+        log.warning(
+            "the copy probe never reached %.2f in %d steps: %s",
+            config.pretrain_probe_target, config.pretrain_text_steps, record.checks[-1] if record.checks else {},
+        )
+    record.losses += train_phase(bundle, rows, config.pretrain_steps, config.pretrain_image_learning_rate, config, rng, True)
+    if probe_rows:
+        record.with_image = copy_accuracy(bundle, probe_rows, with_image=True)
     bundle.model.eval()
-    return losses
+    return record
 
 
 def train_phase(
@@ -183,8 +183,12 @@ def train_phase(
     config: TinyModelConfig,
     rng: random.Random,
     with_image: bool,
+    check: Callable[[int], bool] | None = None,
+    check_every: int = 0,
 ) -> list[float]:
-    """`steps` AdamW steps (linear warmup, then cosine to zero) on batches sampled from `rows`.
+    """Up to `steps` AdamW steps (linear warmup, then cosine to zero) on batches sampled from `rows`;
+    with `check`, it is called every `check_every` steps (and after the last) and a True ends the
+    phase there. The schedule stays the one over `steps`, so an early end keeps a high lr.
 
     Rows are encoded batch by batch (decoding a 672 px PNG and tokenizing a conversation take a few
     ms), so a pretraining over thousands of items never holds their pixels all at once.
@@ -208,6 +212,11 @@ def train_phase(
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        done = step + 1
+        due = check is not None and check_every and (done % check_every == 0 or done == steps)
+        if due and check(done):
+            break
+    bar.close()
     return losses
 
 

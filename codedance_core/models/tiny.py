@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -32,6 +33,9 @@ from codedance_core.models.tokenizer import (
     control_token_ids,
     train_tokenizer,
 )
+
+if TYPE_CHECKING:
+    from codedance_core.models.pretrain import PretrainRecord
 
 
 def mrope_sections(head_dim: int) -> list[int]:
@@ -113,9 +117,11 @@ def build_tiny_model(
     return out_dir
 
 
-def pretrain_for_copying(model_dir: Path, config: TinyModelConfig) -> list[float]:
-    """Pretrain the saved model on `config.pretrain_rows` suite items (see models/pretrain.py) and
-    save it again; the step losses. It goes through the bundle because the prompts hold images."""
+def pretrain_for_copying(model_dir: Path, config: TinyModelConfig) -> PretrainRecord:
+    """Pretrain the saved model on `config.pretrain_rows` suite items (see models/pretrain.py),
+    checking the copy probe on `pretrain_probe_rows` held-out ones, and save it again with the
+    probe's record beside it (`copy_probe.json`). It goes through the bundle because the prompts
+    hold images."""
     from codedance_core.config.data import SuiteSpec
     from codedance_core.data.suite import generate_rows
     from codedance_core.models.bundle import load_model_bundle
@@ -123,9 +129,11 @@ def pretrain_for_copying(model_dir: Path, config: TinyModelConfig) -> list[float
 
     bundle = load_model_bundle(model_dir, device="cpu", dtype="float32")
     rows = list(generate_rows(SuiteSpec(n=config.pretrain_rows, seed=config.seed, split="train")))
-    losses = pretrain(bundle, rows, config)
+    probe_rows = list(generate_rows(SuiteSpec(n=config.pretrain_probe_rows, seed=config.seed, split="test")))
+    record = pretrain(bundle, rows, config, probe_rows)
     bundle.model.save_pretrained(str(model_dir))
-    return losses
+    record.save(model_dir)
+    return record
 
 
 def parameter_count(model: torch.nn.Module) -> int:

@@ -18,7 +18,8 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from codedance_core.cli.experiment import app
-from codedance_core.experiments.mini import ARMS, MiniConfig, SeedRunner, result_path, run_mini
+from codedance_core.experiments.mini import ARMS, MiniConfig, SeedRunner, run_mini
+from codedance_core.experiments.results import result_path
 from codedance_core.tracking.runs import source_commit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -41,6 +42,8 @@ def test_smoke(tmp_path: Path) -> None:
         assert len(saved["items"]) == 10
     report = (tmp_path / "out" / "README.md").read_text()
     assert "codedance experiment mini --smoke" in report and "transformers" in report
+    # The base model's pretraining checked the copy probe (once, at its 5th and last text step).
+    assert "## Base model: copy probe" in report and "| 5 |" in report and "end, with the image" in report
     assert (tmp_path / "out" / "accuracy_by_family.png").exists()
 
     client = MlflowClient(tracking)

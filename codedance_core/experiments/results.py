@@ -1,0 +1,72 @@
+"""Where the Mini-CodeDance results live, and what each records about the code that made it.
+
+Each (arm, seed) result is one JSON file, written whole or not at all, so a run that stops
+resumes from the results it has. A result is reused only when it was made with the same config
+(its digest); the work folder is keyed by that digest alone, so a result made by other code is
+reused too, with a warning that names both commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("torch", "transformers", "prefect", "ray", "mlflow", "polars")
+
+
+def package_versions() -> dict[str, str]:
+    """The installed versions of the packages whose behaviour the numbers depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def current_commit() -> str | None:
+    """The checkout's commit ("-dirty" when tracked files changed); None outside a checkout."""
+    from codedance_core.tracking.runs import source_commit  # imports MLflow: only once a run starts
+
+    return source_commit()
+
+
+def other_code_warning(saved: Mapping[str, Any]) -> str:
+    """A warning when a reused result was made by other code: the digest covers the config only."""
+    made_by, now = saved.get("commit"), current_commit()
+    if made_by == now:
+        return ""
+    return f" (made at commit {made_by or 'unknown'}, this checkout is at {now}: use a fresh --work-dir and --out if the code changed)"
+
+
+def result_path(out_dir: Path, arm: str, seed: int) -> Path:
+    return out_dir / "results" / f"{arm}-seed{seed}.json"
+
+
+def load_result(path: Path, digest: str) -> dict[str, Any] | None:
+    """A saved result made with the same config; None if absent or made with another config."""
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved.get("config_digest") == digest else None
+
+
+def save_result(path: Path, result: Mapping[str, Any]) -> None:
+    """Write `result` so that the file is complete or absent, never half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(result, indent=1))
+    temporary.replace(path)
+
+
+def copy_probe_record(model_dir: Path) -> dict[str, Any] | None:
+    """The base model's copy-probe record (models/pretrain.py), if its pretraining left one."""
+    from codedance_core.models.pretrain import PROBE_FILE
+
+    path = model_dir / PROBE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
