@@ -218,8 +218,13 @@ def _copy_probe_lines(record: Mapping[str, Any] | None) -> list[str]:
     if not record:
         return []
     forms = [form for form in record.get("with_image", {})]
-    passed = record.get("passed_at")
-    stop = f"passed {record.get('target')} after {passed} steps" if passed else f"did not reach {record.get('target')} in {record.get('text_steps')} steps"
+    passed, target, steps = record.get("passed_at"), record.get("target"), record.get("text_steps")
+    if target is None:
+        stop = f"ran its {steps} steps unchecked"
+    elif passed:
+        stop = f"ended after {passed} steps, when the gating forms passed {target}"
+    else:
+        stop = f"did not reach {target} in its {steps} steps"
     lines = ["## Base model: copy probe", "",
              f"The text phase of pretraining {stop}. Share of held-out probe conversations copied exactly, teacher-forced:", "",
              "| after step | " + " | ".join(forms) + " |", "| --- |" + " --- |" * len(forms)]

@@ -104,7 +104,7 @@ def copy_prompts(
 
 @dataclass
 class PretrainRecord:
-    """What a pretraining did: the loss of every step, and the copy probe's checks.
+    """What a pretraining did: the loss of every step, the first phase's length, the copy probe's checks.
 
     `checks`: one per `pretrain_probe_every` steps of the first phase, `{"step": n, form: share}`;
     `passed_at`: the step at which the gating forms reached the target (None: never, or no probe);
@@ -112,6 +112,7 @@ class PretrainRecord:
     """
 
     losses: list[float] = field(default_factory=list)
+    text_steps: int = 0
     target: float | None = None
     checks: list[dict[str, float]] = field(default_factory=list)
     passed_at: int | None = None
@@ -120,15 +121,9 @@ class PretrainRecord:
     def save(self, model_dir: str | Path) -> Path:
         """Write everything but the losses to `PROBE_FILE` in the model's folder."""
         record = {key: value for key, value in asdict(self).items() if key != "losses"}
-        record["text_steps"] = self.text_steps
         path = Path(model_dir) / PROBE_FILE
         path.write_text(json.dumps(record, indent=2))
         return path
-
-    @property
-    def text_steps(self) -> int:
-        """Steps the first phase ran (it stops early once the probe passes)."""
-        return self.passed_at if self.passed_at is not None else (self.checks[-1]["step"] if self.checks else 0)
 
 
 def pretrain(
@@ -163,6 +158,7 @@ def pretrain(
         bundle, rows, config.pretrain_text_steps, config.pretrain_learning_rate, config, rng, False,
         check=check, check_every=config.pretrain_probe_every,
     )
+    record.text_steps = len(record.losses)  # fewer than asked when the probe passed early
     if check is not None and record.passed_at is None:
         log.warning(
             "the copy probe never reached %.2f in %d steps: %s",

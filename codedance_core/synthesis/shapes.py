@@ -64,15 +64,23 @@ for colour, rgb in palette.items():
 
 
 def shape_script(question: str, query: str) -> str:
-    """Imports, the question as a string and its words, the finder, then `query`.
+    """Imports, the question as a string and its words, `query` as the body of `answer(shapes)`,
+    the finder, and the call `answer(shapes)`.
 
     The question is the only part that depends on the item, and it goes in verbatim: the query
     reads the colour and kind out of `words`. A policy then only has to repeat the question, the
     copy its pretraining teaches (models/pretrain.py), and never has to turn "red stars" into
     `'red', 'star'`; measured after SFT on the tiny model, that slot was where its scripts went
     wrong (a question about red shapes, a script counting blue triangles).
+
+    The query is defined before the finder, not written after it, so that every script ends with
+    the same line and the only part that differs by question comes right after the question.
+    Written after the 12-line finder, the query was a choice the model had to make far from
+    the question: the tool SFT model of the session-6 mini (seed 0) copied the question into 10 of
+    10 count scripts, then wrote the math family's query after the finder in 6 of them.
     """
-    return IMPORTS + question_lines(question) + FIND_SHAPES_CODE + query
+    body = "".join(f"    {line}\n" if line else "\n" for line in query.splitlines())
+    return IMPORTS + question_lines(question) + "def answer(shapes):\n" + body + "\n" + FIND_SHAPES_CODE + "answer(shapes)\n"
 
 
 def question_line(question: str) -> str:
@@ -128,9 +136,10 @@ def relation_code(question: str) -> str:
 
 def count_kinds_code(question: str) -> str:
     """Find the shapes and count each kind the question names, in its order, into `counts` (kept in
-    the session, with `wanted_kinds`)."""
+    the session, with `wanted_kinds`, for the turn that computes with them)."""
     return shape_script(
         question,
+        "global wanted_kinds, counts\n"
         f"wanted_kinds = [word[:-1] for word in words if {ASKED_KIND}]\n"
         "counts = {kind: sum(1 for s in shapes if s[1] == kind) for kind in wanted_kinds}\n"
         'print("counts:", counts)\n',
