@@ -12,7 +12,7 @@ its random filler and printout, from a fixed seed, so every check sees the same 
 model's greedy next token at every token of the copied text, teacher-forced. A conversation counts
 as copied when all of them are right: one wrong colour or digit is a wrong script or answer. The
 copied text is the question (form "thought"), the question's first line in the script's string
-(form "code"), and the printed value inside `<answer>` (form "output").
+(form "code"), and the printed value as the answer (form "output").
 """
 
 from __future__ import annotations
@@ -40,16 +40,13 @@ def copied_text(row: dict[str, Any], form: str, printed: str) -> str:
         return question
     if form == "code":
         return question.splitlines()[0]
-    return f"<answer>{printed}</answer>"
+    return printed  # its last occurrence is the one inside <answer>, at the end of the reply
 
 
 def copy_positions(tokenizer: Any, text: str, copied: str) -> list[int]:
-    """Indices of the tokens of `text` that overlap the last occurrence of `copied` in it
-    (`<answer>` tags excluded: they are the template, not the copy)."""
+    """Indices of the tokens of `text` that overlap the last occurrence of `copied` in it."""
     start = text.rindex(copied)
     end = start + len(copied)
-    if copied.startswith("<answer>"):
-        start, end = start + len("<answer>"), end - len("</answer>")
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     return [i for i, (left, right) in enumerate(offsets) if left < end and right > start]
 
@@ -60,16 +57,13 @@ def probe_conversations(
     """(row, form, printed, messages) for every row and form, with the pretraining's random filler
     and printouts drawn from `seed`, so that repeated checks see the same conversations."""
     rng = random.Random(seed)
-    cases = []
+    conversations = []
     for row in rows:
         for form in COPY_FORMS:
             filler = " ".join(rng.choices(FILLER, k=rng.randint(0, 6)))
             printed, earlier = random_printout(rng), random_earlier_lines(rng)
-            cases.append((row, form, printed, filler, earlier))
-    return [
-        (row, form, printed, copy_conversation(row, with_image, form, filler, printed, earlier))
-        for row, form, printed, filler, earlier in cases
-    ]
+            conversations.append((row, form, printed, copy_conversation(row, with_image, form, filler, printed, earlier)))
+    return conversations
 
 
 @torch.no_grad()
