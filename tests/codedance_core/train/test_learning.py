@@ -111,7 +111,9 @@ def test_sft_on_synthesised_trajectories_lowers_the_loss_and_teaches_the_turn_fo
     keys = ("accuracy", "tool_calls_per_trajectory", "code_success_rate", "turns", "by_data_source")
     summary = {name: {key: stats.get(key) for key in keys} for name, stats in (("untrained", untrained), ("trained", trained))}
     # No trained trajectory breaks the loop (the untrained model's noise overflows it on some items).
-    assert trained["statuses"] == {"scored": len(rows)}, summary
+    # A free-form answer where a rule wanted an integer or a word is a judge_error here (no judge is
+    # served): a wrong answer, not a broken loop.
+    assert set(trained["statuses"]) <= {"scored", "judge_error"}, summary
     assert untrained["accuracy"] == 0.0, summary
     assert trained["by_data_source"]["suite_direct"]["accuracy"] >= 0.3, summary
     assert trained["accuracy"] >= 0.15, summary
