@@ -189,9 +189,14 @@ class MiniOutcome:
     seconds: float
 
 
+def shared_dir(config: MiniConfig, digest: str) -> Path:
+    """The work folder of one config: the base model and a folder per seed."""
+    return Path(config.work_dir).resolve() / digest[:12]
+
+
 def base_model_dir(config: MiniConfig, digest: str) -> Path:
-    """The pretrained base model every seed starts from, in the config's work folder."""
-    return Path(config.work_dir).resolve() / digest[:12] / "base-model"
+    """The pretrained base model every seed starts from."""
+    return shared_dir(config, digest) / "base-model"
 
 
 def run_mini(
@@ -239,7 +244,7 @@ class SeedRunner:
     def __init__(self, config: MiniConfig, seed: int, digest: str, log: Callable[[str], None]):
         self.config, self.seed, self.digest, self.log = config, seed, digest, log
         self.profile = config.seed_profile(seed)
-        self.shared = base_model_dir(config, digest).parent
+        self.shared = shared_dir(config, digest)
         self.work = self.shared / f"seed-{seed}"
         self.out_dir = Path(config.out_dir)
 
