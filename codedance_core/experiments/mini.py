@@ -17,8 +17,9 @@ Arms differ only in what the comparison needs, so a difference between two arms 
 The runner is resumable at two levels. Each (arm, seed) result is a JSON file in
 `<out>/results/`; a rerun with the same config skips it. Inside an unfinished pair, each stage
 (suite, synthesis, SFT, RL, evaluation) leaves its output in the work folder and the trainers
-and the evaluator resume from their own checkpoints. The work folder is keyed by the config
-digest, so changing any setting never reuses a stale model.
+and the evaluator resume from their own checkpoints. Each stage's folder is named by a digest of
+the settings it depends on (layout.py), so a changed setting never reuses a stale model and an
+RL-only change does not redo the base model or SFT.
 
     codedance experiment mini --seeds 3                 # the full experiment
     codedance experiment mini --smoke                   # 1 seed, tiny data, a few minutes
@@ -39,6 +40,7 @@ from pydantic import Field, field_validator
 from codedance_core.config.base import StrictModel
 from codedance_core.config.loader import load_profile
 from codedance_core.config.profile import ProfileConfig
+from codedance_core.experiments.layout import WorkLayout
 from codedance_core.experiments.report import family_metrics, item_records
 from codedance_core.experiments.results import (
     copy_probe_record,
@@ -171,6 +173,10 @@ class MiniConfig(StrictModel):
         """What results depend on: the resolved profile and the corpus size (not seeds, arms or paths)."""
         return _DigestInputs(profile=self.base_profile().digest(), corpus_rows=self.corpus_rows).digest()
 
+    def layout(self) -> WorkLayout:
+        """Where each stage's outputs go in `work_dir` (experiments/layout.py)."""
+        return WorkLayout.of(self.work_dir, self.base_profile(), self.corpus_rows)
+
 
 class _DigestInputs(StrictModel):
     """What an experiment's results depend on besides seeds and arms."""
@@ -187,16 +193,6 @@ class MiniOutcome:
     results: list[dict[str, Any]]
     report: Path | None
     seconds: float
-
-
-def shared_dir(config: MiniConfig, digest: str) -> Path:
-    """The work folder of one config: the base model and a folder per seed."""
-    return Path(config.work_dir).resolve() / digest[:12]
-
-
-def base_model_dir(config: MiniConfig, digest: str) -> Path:
-    """The pretrained base model every seed starts from."""
-    return shared_dir(config, digest) / "base-model"
 
 
 def run_mini(
@@ -229,7 +225,7 @@ def run_mini(
                 if parent is not None:
                     _log_child(parent, config, result)
         meta["seconds"] = time.perf_counter() - started
-        meta["copy_probe"] = copy_probe_record(base_model_dir(config, digest))
+        meta["copy_probe"] = copy_probe_record(config.layout().base_model())
         report = write_report(results, meta, out_dir)
         if parent is not None:
             parent.log_artifact(report)
@@ -244,8 +240,8 @@ class SeedRunner:
     def __init__(self, config: MiniConfig, seed: int, digest: str, log: Callable[[str], None]):
         self.config, self.seed, self.digest, self.log = config, seed, digest, log
         self.profile = config.seed_profile(seed)
-        self.shared = shared_dir(config, digest)
-        self.work = self.shared / f"seed-{seed}"
+        self.layout = config.layout()
+        self.work = self.layout.seed_dir(seed)
         self.out_dir = Path(config.out_dir)
 
     def result(self, arm: Arm) -> dict[str, Any]:
@@ -256,7 +252,7 @@ class SeedRunner:
             return saved
         started = time.perf_counter()
         model_dir = self.policy(arm)
-        rows, stats = self.evaluate(arm.name, model_dir)
+        rows, stats = self.evaluate(self.layout.eval_dir(self.seed, arm.name, rl=arm.sft_data is None), model_dir)
         records = item_records(rows)
         result = {
             "arm": arm.name, "title": arm.title, "seed": self.seed, "config_digest": self.digest, "commit": current_commit(),
@@ -272,7 +268,7 @@ class SeedRunner:
         from codedance_core.models import build_tiny_model
         from codedance_core.models.tiny import suite_corpus
 
-        out = base_model_dir(self.config, self.digest)
+        out = self.layout.base_model()
         if not (out / "config.json").exists():
             self.log("building (and pretraining) the tiny base model, shared by every seed")
             tiny = self.profile.tiny_model
@@ -316,7 +312,7 @@ class SeedRunner:
     def sft_policy(self, name: str, kind: str) -> Path:
         from codedance_core.train.sft import train_sft
 
-        run_dir = self.work / "runs" / name
+        run_dir = self.layout.run_dir(self.seed, name, rl=False)
         final = run_dir / "model"
         if not (final / "config.json").exists():
             self.log(f"[seed {self.seed}] {name}: SFT")
@@ -327,7 +323,7 @@ class SeedRunner:
     def rl_policy(self, arm: Arm) -> Path:
         from codedance_core.train.grpo import train_grpo
 
-        run_dir = self.work / "runs" / arm.name
+        run_dir = self.layout.run_dir(self.seed, arm.name, rl=True)
         final = run_dir / "model"
         if (final / "config.json").exists():
             return final
@@ -340,15 +336,15 @@ class SeedRunner:
         )
         return result.model_dir
 
-    def evaluate(self, name: str, model_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def evaluate(self, out: Path, model_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from codedance_core.evaluation.entry import run_evaluation
 
         profile = self.profile
         config = profile.evaluation.for_checkpoint(
-            self.suite("test"), str(model_dir), str(self.work / "eval" / name), profile.rewards, profile.sandbox,
+            self.suite("test"), str(model_dir), str(out), profile.rewards, profile.sandbox,
             *profile.pixel_bounds(), device="cpu" if profile.device == "cpu" else "auto",
         )
-        self.log(f"[seed {self.seed}] {name}: evaluating on the held-out split")
+        self.log(f"[seed {self.seed}] {out.name}: evaluating on the held-out split")
         outputs = run_evaluation(config.model_copy(update={"write_viewer": False}), show_progress=False)
         return outputs.rows, outputs.stats
 
