@@ -63,8 +63,8 @@ class SynthesisConfig(StrictModel):
         0.0,
         ge=0,
         le=1,
-        description="Share of tool-free (direct) items whose trajectory checks the answer with a needless code "
-        "call: a cold start that over-uses the tool, for BAT to correct.",
+        description="Share of tool-free (direct) items whose trajectory prints its answer with a needless code "
+        "call first: a cold start that over-uses the tool, for BAT to correct.",
     )
     seed: int = Field(0, description="Seed of every random choice (failure draws, phrasing); same seed, same rows.")
     max_turns: int = Field(

@@ -134,15 +134,22 @@ def relation_code(question: str) -> str:
     )
 
 
-def count_kinds_code(question: str) -> str:
-    """Find the shapes and count each kind the question names, in its order, into `counts` (kept in
-    the session, with `wanted_kinds`, for the turn that computes with them)."""
+def count_compute_code(question: str) -> str:
+    """Count each kind the question names, in its order, as a, b (and c), and print what the
+    question asks of them: `a * b + c` when it says multiply, else `a - b` (the suite's two count
+    templates, data/suite/arithmetic.py).
+
+    One script, so that the body is the same for every such item and the answer copies its last
+    line, as in the count family. Counting in one turn and computing in a second (with the counts
+    copied into the second turn's thought) left more to copy: the session-6 mini's tool SFT got
+    0.13 of math items, and every RL arm learned to skip the second script and guess (0.00-0.07).
+    """
     return shape_script(
         question,
-        "global wanted_kinds, counts\n"
         f"wanted_kinds = [word[:-1] for word in words if {ASKED_KIND}]\n"
-        "counts = {kind: sum(1 for s in shapes if s[1] == kind) for kind in wanted_kinds}\n"
-        'print("counts:", counts)\n',
+        "counts = [sum(1 for s in shapes if s[1] == kind) for kind in wanted_kinds]\n"
+        'print("counts:", dict(zip(wanted_kinds, counts)))\n'
+        'print("result:", counts[0] * counts[1] + counts[2] if "multiply" in words else counts[0] - counts[1])\n',
     )
 
 

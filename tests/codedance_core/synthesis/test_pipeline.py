@@ -159,10 +159,13 @@ def test_synthesize_file_writes_rows_rejects_and_statistics(tmp_path):
     assert read_rows(str(tmp_path / "rejects.parquet")).height == stats["rejected"]
 
 
-def test_direct_items_can_check_their_answer_with_a_needless_call(pool):
+def test_direct_items_can_print_their_answer_with_a_needless_call(pool):
     outcomes = synthesize(pool, suite_rows(["direct"], 12), needless_tool_rate=1.0)
     for outcome in outcomes:
         assert outcome.kept, (outcome.reason, outcome.detail)
         assert outcome.trajectory.tool_calls == 1
+        call = next(m["content"] for m in outcome.row["messages"] if m["role"] == "assistant")
+        # The call only prints what the thought already reached: it costs no accuracy, only the call.
+        assert parse_turn(call).code == f"print(\"answer:\", {outcome.trajectory.answer!r})\n"
         tool = next(m["content"] for m in outcome.row["messages"] if m["role"] == "tool")
         assert f"answer: {outcome.trajectory.answer}" in tool  # the answer is what the code printed
