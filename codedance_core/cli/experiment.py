@@ -71,7 +71,12 @@ def mini(
     except (ConfigError, ValidationError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    log = (lambda line: err_console.print(line)) if as_json else console.print
+    progress = err_console if as_json else console
+
+    def log(line: str) -> None:
+        # Not markup: "[seed 0]" would be read as a style tag and vanish.
+        progress.print(line, markup=False, highlight=False)
+
     outcome = run_mini(config, command=command_line(config, seeds), log=log)
     summary = json.loads((outcome.out_dir / "summary.json").read_text())
     if as_json:

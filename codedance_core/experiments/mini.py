@@ -105,12 +105,14 @@ EXPERIMENT_OVERRIDES: tuple[str, ...] = (
     # At the original's temperature 1 only 14% of the tool SFT policy's sampled calls ran (a third
     # could not be parsed), against 53% greedy and 51% at 0.7: RL had little success to reinforce.
     "grpo.temperature=0.7",
-    # Tried and not kept (session 6, a full 3-seed run at 1912363): 10 RL steps instead of 8, and
-    # `synthesis.needless_tool_rate=0.6` instead of 0.3, so that the cold start calls the tool on
-    # direct items for BAT to train away (at 0.3 the tool SFT model called on 2 of 30 held-out direct
-    # items). Tool SFT then called on 19 of 30 and its direct accuracy fell to 0.13 (the needless
-    # scripts printed the right answer on 2 of 19); BAT left 16 of 30 calling against 18 of 30 without
-    # it; RL arms took 117-268 s against 87-138 s, the run 64 min (partly shared with other work).
+    # A cold start that calls the tool on most direct items, for BAT to train away. At the profile's
+    # 0.3 the tool SFT model called on 2 of 30 held-out direct items (greedy decoding follows the
+    # majority), leaving BAT nothing to lower. The needless call only prints the answer the thought
+    # reached (synthesis/arithmetic.py), so it leaves the model nothing new to get wrong.
+    "synthesis.needless_tool_rate=0.6",
+    # Tried and not kept: 10 RL steps (session 6, 3 seeds: RL 0.28 against tool SFT 0.37) and 16
+    # (session 7, seed 0: 0.36 against 0.44 at 8 steps; per-step accuracy did not trend up and the
+    # sampled scripts' success fell from ~0.8 to 0.14-0.45 over the last steps).
 )
 
 # Small enough for a few minutes on 2 cores; the numbers it gives only show that the machinery runs.

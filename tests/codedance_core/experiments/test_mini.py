@@ -31,6 +31,7 @@ def test_smoke(tmp_path: Path) -> None:
             "--tracking-uri", tracking, "--artifact-root", str(tmp_path / "mlartifacts"), "--json"]
     outcome = CliRunner().invoke(app, args)
     assert outcome.exit_code == 0, outcome.output
+    assert "[seed 0] tool_sft: SFT" in outcome.output  # progress lines keep their seed
     printed = json.loads(outcome.stdout.strip().splitlines()[-1])
     assert set(printed["arms"]) == set(ARMS)
     assert {claim["verdict"] for claim in printed["claims"]} <= {"holds", "inconclusive", "does not hold"}
