@@ -135,9 +135,9 @@ def relation_code(question: str) -> str:
 
 
 def count_compute_code(question: str) -> str:
-    """Count each kind the question names, in its order, as a, b (and c), and print what the
-    question asks of them: `a * b + c` when it says multiply, else `a - b` (the suite's two count
-    templates, data/suite/arithmetic.py).
+    """Count each kind the question names, in its order, and print what the question asks of the
+    counts: first * second + third when it says multiply, else first - second (the suite's two
+    count templates, data/suite/arithmetic.py).
 
     One script, so that the body is the same for every such item and the answer copies its last
     line, as in the count family. Counting in one turn and computing in a second (with the counts
