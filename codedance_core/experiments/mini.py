@@ -49,6 +49,7 @@ from codedance_core.experiments.results import (
     other_code_warning,
     package_versions,
     result_path,
+    rl_training_curve,
     save_result,
 )
 
@@ -227,7 +228,12 @@ def run_mini(
                 if parent is not None:
                     _log_child(parent, config, result)
         meta["seconds"] = time.perf_counter() - started
-        meta["copy_probe"] = copy_probe_record(config.layout().base_model())
+        layout = config.layout()
+        meta["copy_probe"] = copy_probe_record(layout.base_model())
+        meta["rl_training"] = {
+            arm: {str(seed): rl_training_curve(layout.run_dir(seed, arm, rl=True)) for seed in config.seeds}
+            for arm in config.arms if ARMS[arm].sft_data is None
+        }
         report = write_report(results, meta, out_dir)
         if parent is not None:
             parent.log_artifact(report)

@@ -6,11 +6,11 @@ lazily with the Agg backend (no display on the machines this runs on).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codedance_core.experiments.report import FAMILIES, GROUPS
+from codedance_core.experiments.report import FAMILIES, GROUPS, mean_by_step
 
 
 def _pyplot():
@@ -63,6 +63,33 @@ def plot_tool_calls(table: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     axes.set_ylabel("tool calls per item")
     axes.set_title("Tool use: direct vs visual families")
     axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_rl_training(
+    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]], titles: Mapping[str, str], path: Path
+) -> Path:
+    """Per RL arm, the training rollouts' accuracy and tool-call rate by step: a thin line per
+    seed, a thick one for the mean over seeds."""
+    plt = _pyplot()
+    figure, panels = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for index, (arm, seeds) in enumerate(curves.items()):
+        colour = f"C{index}"
+        for panel, key in zip(panels, ("accuracy", "tool_call_rate"), strict=True):
+            for curve in seeds.values():
+                points = [point for point in curve if point.get(key) is not None]
+                panel.plot([p["step"] for p in points], [p[key] for p in points], color=colour, alpha=0.3, linewidth=0.8)
+            mean = mean_by_step(seeds, key)
+            panel.plot(list(mean), list(mean.values()), color=colour, linewidth=2, label=titles.get(arm, arm))
+    for panel, label in zip(panels, ("accuracy of the training rollouts", "share of rollouts that call the tool"), strict=True):
+        panel.set_xlabel("RL step")
+        panel.set_ylabel(label)
+        panel.set_ylim(-0.02, 1.02)
+    panels[0].legend(fontsize=7)
+    figure.suptitle("RL training (thin: one seed; thick: mean over seeds)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -2,7 +2,7 @@
 
 Each (arm, seed) result is one JSON file, written whole or not at all, so a run that stops
 resumes from the results it has. A result is reused only when it was made with the same config
-(its digest); the work folder is keyed by that digest alone, so a result made by other code is
+(its digest); the digest covers the config, not the code, so a result made by other code is
 reused too, with a warning that names both commits.
 """
 
@@ -70,3 +70,23 @@ def copy_probe_record(model_dir: Path) -> dict[str, Any] | None:
 
     path = model_dir / PROBE_FILE
     return json.loads(path.read_text()) if path.exists() else None
+
+
+# The per-step figures of a GRPO run that the report plots: its training rollouts' accuracy, how
+# often they call the tool, how often the calls run, and the mean reward.
+RL_CURVE_KEYS = ("accuracy", "tool_call_rate", "exec_success_rate", "reward_mean")
+
+
+def rl_training_curve(run_dir: Path) -> list[dict[str, float]]:
+    """One GRPO run's per-step RL_CURVE_KEYS from its metrics.jsonl, by step; [] if it has none.
+
+    A step logged twice (a run resumed from a checkpoint before it) counts once, as last logged."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    by_step: dict[int, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_step[int(row["step"])] = {"step": row["step"], **{key: row[key] for key in RL_CURVE_KEYS if key in row}}
+    return [by_step[step] for step in sorted(by_step)]

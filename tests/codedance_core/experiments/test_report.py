@@ -14,6 +14,7 @@ from codedance_core.experiments.report import (
     summarise,
     write_report,
 )
+from codedance_core.experiments.results import rl_training_curve
 
 
 def records(family: str, correct: int, wrong: int, calls: int = 0, successes: int = 0) -> list[dict]:
@@ -105,3 +106,33 @@ def test_write_report_writes_markdown_summary_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "tool_calls.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["arms"]["tool_sft"]["groups"]["count"]["items"] == 8
+    assert "## RL training" not in text and not (tmp_path / "rl_training.png").exists()  # no RL runs logged
+    assert "wall time: 1.5 min\n" in text and "results were made at" not in text
+
+
+def test_a_report_of_reused_results_says_when_and_by_what_they_were_made(tmp_path: Path) -> None:
+    made = [{**result(arm, 0, records("count", 1, 1)), "seconds": 1200.0, "commit": "9ce8397"} for arm in ("text_sft", "tool_sft")]
+    text = write_report(made, {"seconds": 6.0, "commit": "a1b2c3d"}, tmp_path).read_text()
+    assert "at commit `a1b2c3d`; its results were made at `9ce8397`" in text
+    assert "wall time: 0.1 min (reusing saved results, which took 40.0 min to make, base model included)" in text
+
+
+def test_the_report_shows_how_rl_training_went_per_step(tmp_path: Path) -> None:
+    # Two seeds' GRPO logs; seed 1 resumed from a checkpoint and logged step 2 twice (the last counts).
+    logs = {0: [(1, 0.25), (2, 0.5)], 1: [(1, 0.75), (2, 0.0), (2, 0.25)]}
+    curves = {}
+    for seed, steps in logs.items():
+        run = tmp_path / "runs" / f"seed-{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": step, "accuracy": acc, "tool_call_rate": 1.0, "loss": 0.1}) + "\n" for step, acc in steps))
+        curves[str(seed)] = rl_training_curve(run)
+    assert curves["1"] == [{"step": 1, "accuracy": 0.75, "tool_call_rate": 1.0},
+                           {"step": 2, "accuracy": 0.25, "tool_call_rate": 1.0}]
+    assert rl_training_curve(tmp_path / "never-ran") == []
+
+    results = [result(arm, 0, records("count", 1, 1)) for arm in ("tool_sft", "rl_bat")]
+    path = write_report(results, {"seeds": [0, 1], "rl_training": {"rl_bat": curves}}, tmp_path / "out")
+    text = path.read_text()
+    assert "## RL training" in text and "| rl bat | 0.50 | 0.38 |" in text
+    assert (tmp_path / "out" / "rl_training.png").stat().st_size > 1000
