@@ -3,7 +3,8 @@
 Each stage's folder is named by a digest of the settings that stage (and the stages before it)
 read, so a changed setting redoes its own stage and the ones after it, never the ones before: an
 RL-only change reuses the base model, the suites, the trajectories and both SFT policies (with
-their evaluations), which is about 30 of a full run's 47 minutes on 2 cores.
+their evaluations): about 30 of a full 3-seed run's 46 minutes on 2 cores (the nine RL arms,
+trained and evaluated, take the other 16).
 
     <work>/base-models/<base>/                 the pretrained tiny base model (every seed)
     <work>/<cold>/seed-N/suite/                the seed's train and test suites
