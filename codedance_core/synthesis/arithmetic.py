@@ -67,7 +67,7 @@ def write_direct(view: ItemView) -> Writer:
 
     The needless call stands for a cold start that over-uses the tool (as distilled teachers
     do): it is what BAT's negative d(mu) on easy items has to train away. It only prints the
-    answer the thought reached, so calling costs the model no accuracy and the call is the only
+    answer the thought reached, so the call adds nothing to get wrong and is the only
     difference BAT can act on. A call that computed the answer instead (`print("answer:", 3 * 7 - 2)`)
     asked the tiny model for an expression it could not write: in the session-6 mini at a needless
     rate of 0.6, tool SFT called on 19 of 30 held-out direct items and printed the right answer on 2.
@@ -96,7 +96,8 @@ def _direct_reasoning(template: str, values: dict) -> tuple[str, str]:
     if template == "choice":
         numbers, asked = values["numbers"], values["asked"]
         best = min(numbers) if asked == "smallest" else max(numbers)
-        return f"Of {numbers}, the {asked} is {best}, option ({LETTERS[numbers.index(best)]}).", LETTERS[numbers.index(best)]
+        letter = LETTERS[numbers.index(best)]
+        return f"Of {numbers}, the {asked} is {best}, option ({letter}).", letter
     if template == "yes_no":
         if "c" in values:
             a, b, c = values["a"], values["b"], values["c"]
