@@ -1,6 +1,6 @@
 """Evaluation harness throughput and memory, against the original's pool of 32 processes.
 
-Workload (issue 5): a local OpenAI-compatible server (aiohttp, 127.0.0.1 only, in its own
+Workload: a local OpenAI-compatible server (aiohttp, 127.0.0.1 only, in its own
 process) that answers every call after a fixed 200 ms; each conversation has 2 turns: the first
 reply writes code (run in the real sandbox, isolation on), the second answers. We measure:
 
@@ -11,7 +11,7 @@ reply writes code (run in the real sandbox, isolation on), the second answers. W
 - the original's approach: `multiprocessing.Pool(32)`, each process sending the same two requests
   with a synchronous client and running the code in-process (no sandbox: that favours it);
 - peak memory of each, sampled every 50 ms over the whole process tree: the sum of RSS (the
-  original issue's measure; it counts shared pages once per process) and the sum of PSS (shared
+  common measure; it counts shared pages once per process) and the sum of PSS (shared
   pages split between their sharers: what the machine really spends). **Sandbox sessions count**:
   the harness's tree is its process plus its sandbox (bubblewrap, the pre-imported templates and
   every open session), all part of the cost of evaluating; `peak_sandbox_*` and `peak_main_*`

@@ -1,6 +1,6 @@
 """Rollout throughput: the batched tool loop against a naive one-conversation-at-a-time loop.
 
-Workload (issue 4): the tiny model on CPU, 64 prompts x 4 samples, up to 4 turns, code run in the
+Workload: the tiny model on CPU, 64 prompts x 4 samples, up to 4 turns, code run in the
 real sandbox (isolation on). The tiny model is first taught a two-turn tool trajectory (code on the
 image, then an answer) so that rollouts really call the tool; sampling at temperature 0.7 keeps
 some variety. The naive loop runs the same `Rollout` over one trajectory at a time, so each tool
@@ -27,10 +27,10 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 from PIL import Image
 
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.agent.observation import format_observation
 from codedance_core.agent.rollout import Rollout
 from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.chat_format.messages import to_model_messages
+from codedance_core.chat_format.observation import format_observation
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.config.model import TinyModelConfig
 from codedance_core.engines.hf import HFEngine, vision_cache

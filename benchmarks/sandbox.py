@@ -1,4 +1,4 @@
-"""Benchmark of the sandbox (issue 3 targets); prints one JSON object.
+"""Benchmark of the sandbox against its performance targets; prints one JSON object.
 
     .venv/bin/python benchmarks/sandbox.py [--runs 200] [--naive-runs 10] [--workers 2]
 

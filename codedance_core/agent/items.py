@@ -1,8 +1,8 @@
 """Rows to rollout items: the RL rows of the released data and of our suite, and eval items.
 
 The image the model sees and the sandbox's `input_image` must be the same picture, pixel for
-pixel, or coordinates the model reasons about would not match the code's (method.md section
-2). So images are resized here, once, Qwen-style, and both the engine and the sandbox get the
+pixel, or coordinates the model reasons about would not match the code's (docs/method.md §2).
+So images are resized here, once, Qwen-style, and both the engine and the sandbox get the
 resized image.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from codedance_core.agent.prompts import PromptSet, get_prompts, initial_messages
 from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.chat_format.prompts import PromptSet, get_prompts, initial_messages
 from codedance_core.data.schemas import EvalItem, ImageRef, RLRow
 from codedance_core.models.images import decode_image, resize_for_model
 

@@ -1,6 +1,6 @@
 """Reading a model turn: the code it wants run and the answer it gives.
 
-The model may write code in three forms (method.md section 2), tried in this order:
+The model may write code in three forms (docs/method.md §2), tried in this order:
 1. `<code>` + a fenced ```python block + `</code>` (what our prompt asks for);
 2. a bare fenced ```python block (what models fall back to);
 3. a Hermes-style `<tool_call>{"name": "execute_python_code", "arguments": {"code": ...}}</tool_call>`.

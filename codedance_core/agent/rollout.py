@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.agent.observation import Observation, format_observation, format_parse_error
 from codedance_core.agent.parsing import parse_turn
-from codedance_core.agent.prompts import PromptSet, get_prompts
 from codedance_core.agent.trajectory import RolloutItem, Trajectory, TurnRecord
+from codedance_core.chat_format.messages import to_model_messages
+from codedance_core.chat_format.observation import Observation, format_observation, format_parse_error
+from codedance_core.chat_format.prompts import PromptSet, get_prompts
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.engines.base import Completion, GenerationEngine, GenerationRequest, SamplingParams
 from codedance_core.sandbox import SandboxPool, Session

@@ -2,7 +2,7 @@
 
 `run` is for looking at exactly what a model would get back from a tool call (status, output,
 error line, images); the images are saved beside the code file. `bench` measures the sandbox
-against the issue's targets (the same as `benchmarks/sandbox.py`).
+against its performance targets (the same as `benchmarks/sandbox.py`).
 """
 
 from __future__ import annotations

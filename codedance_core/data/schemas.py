@@ -1,6 +1,6 @@
 """Row schemas: the RL row as released, the SFT trajectory row, and the evaluation item.
 
-The RL row must read the released CodeDance-RL parquet *as is* (method.md section 5), so the
+The RL row must read the released CodeDance-RL parquet *as is* (docs/method.md §5), so the
 models accept the spellings found in the wild rather than one canonical form:
 - the conversation is called `prompt` (verl) or `messages`; both land in `RLRow.prompt`;
 - an image is a `{bytes, path}` struct, raw bytes, or a path string; all become `ImageRef`;

@@ -1,7 +1,7 @@
 """The numbers of a run, with their uncertainty, computed from the result rows alone.
 
 V*Bench has 191 items: one item moves accuracy by half a point, so a bare percentage invites
-reading noise as progress (method.md section 8). Every accuracy here comes with a 95% interval:
+reading noise as progress (docs/method.md §8). Every accuracy here comes with a 95% interval:
 - one sample per item: the Wilson score interval on (correct items, items), which behaves at
   0% and 100% where the normal approximation does not;
 - k samples per item (avg@k): a percentile bootstrap over items of the per-item mean accuracy,

@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from codedance_core.agent.prompts import IMAGE_PLACEHOLDER
+from codedance_core.chat_format.prompts import IMAGE_PLACEHOLDER
 
 MAX_SIDE = 768
 _CODE = re.compile(r"<code>(.*?)(?:</code>|$)", re.DOTALL)

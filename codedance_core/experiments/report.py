@@ -19,16 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from codedance_core.evaluation.stats import wilson_interval
-
-FAMILIES = ("count", "search", "chart", "math", "direct")
-VISUAL_FAMILIES = ("count", "search", "chart", "math")
-# Groups reported beside the families: every visual family together, and everything.
-GROUPS = (*FAMILIES, "visual", "all")
-
-
-def family_of(data_source: str) -> str:
-    """suite_count -> count; any other source keeps its name."""
-    return data_source.removeprefix("suite_")
+from codedance_core.experiments.families import GROUPS, family_of, group_members
+from codedance_core.experiments.report_plots import (
+    markdown_tables,
+    mean_by_step,
+    plot_accuracy,
+    plot_rl_training,
+    plot_tool_calls,
+)
 
 
 def item_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -44,14 +42,6 @@ def item_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
-
-
-def group_members(records: Sequence[Mapping[str, Any]], group: str) -> list[Mapping[str, Any]]:
-    if group == "all":
-        return list(records)
-    if group == "visual":
-        return [r for r in records if r["family"] in VISUAL_FAMILIES]
-    return [r for r in records if r["family"] == group]
 
 
 def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -167,8 +157,6 @@ def _acc(values: Mapping[str, Any]) -> str:
 
 def write_report(results: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], out_dir: str | Path) -> Path:
     """Write README.md, summary.json and the plots into `out_dir`; returns the markdown's path."""
-    from codedance_core.experiments.report_plots import plot_accuracy, plot_rl_training, plot_tool_calls
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A rerun reuses saved results: its own wall time and commit are not the ones that made them.
@@ -188,8 +176,6 @@ def write_report(results: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], 
 
 
 def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Mapping[str, str]], meta: Mapping[str, Any]) -> str:
-    from codedance_core.experiments.report_plots import markdown_tables
-
     versions = ", ".join(f"{name} {version}" for name, version in meta.get("versions", {}).items())
     lines = [
         "# Mini-CodeDance: the paper's claims in miniature",
@@ -240,16 +226,6 @@ def _wall_time(meta: Mapping[str, Any]) -> str:
 def rl_curves(meta: Mapping[str, Any]) -> dict[str, dict[str, list[dict[str, float]]]]:
     """The RL arms' per-seed training curves that `meta` holds (mini.run_mini reads them from the runs)."""
     return {arm: seeds for arm, seeds in (meta.get("rl_training") or {}).items() if any(seeds.values())}
-
-
-def mean_by_step(seeds: Mapping[str, Sequence[Mapping[str, float]]], key: str) -> dict[int, float]:
-    """`key` at each step, averaged over the seeds that logged it."""
-    values: dict[int, list[float]] = {}
-    for curve in seeds.values():
-        for point in curve:
-            if point.get(key) is not None:
-                values.setdefault(int(point["step"]), []).append(float(point[key]))
-    return {step: sum(found) / len(found) for step, found in sorted(values.items())}
 
 
 def _rl_training_lines(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]], table: Mapping[str, Any]) -> list[str]:

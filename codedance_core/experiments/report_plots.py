@@ -1,7 +1,8 @@
 """The report's figures and tables, from the aggregated table of `report.aggregate`.
 
-Kept apart from `report.py` so the verdict logic reads on its own; matplotlib is imported
-lazily with the Agg backend (no display on the machines this runs on).
+Kept apart from `report.py` so the verdict logic reads on its own; `report.py` uses this module,
+never the other way round. matplotlib is imported lazily with the Agg backend (no display on the
+machines this runs on), so importing this module costs nothing until a figure is drawn.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from codedance_core.experiments.report import FAMILIES, GROUPS, mean_by_step
+from codedance_core.experiments.families import FAMILIES, GROUPS
 
 
 def _pyplot():
@@ -20,6 +21,16 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def mean_by_step(seeds: Mapping[str, Sequence[Mapping[str, float]]], key: str) -> dict[int, float]:
+    """`key` at each step, averaged over the seeds that logged it (for the RL figure and table)."""
+    values: dict[int, list[float]] = {}
+    for curve in seeds.values():
+        for point in curve:
+            if point.get(key) is not None:
+                values.setdefault(int(point["step"]), []).append(float(point[key]))
+    return {step: sum(found) / len(found) for step, found in sorted(values.items())}
 
 
 def plot_accuracy(table: Mapping[str, Mapping[str, Any]], path: Path) -> Path:

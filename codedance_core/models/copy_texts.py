@@ -10,9 +10,9 @@ from typing import Any
 
 from PIL import Image
 
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.agent.observation import format_observation
-from codedance_core.agent.prompts import initial_messages
+from codedance_core.chat_format.messages import to_model_messages
+from codedance_core.chat_format.observation import format_observation
+from codedance_core.chat_format.prompts import initial_messages
 from codedance_core.data.suite.canvas import COLOURS
 from codedance_core.sandbox.result import ExecResult
 from codedance_core.synthesis.shapes import IMPORTS, SCRIPT_THOUGHT, printed_thought, question_line

@@ -44,8 +44,9 @@ TAG_TOKENS = [
 
 # Qwen2.5 turn format. Content is a string or a list of parts; an image part (`{"type": "image"}`,
 # or OpenAI's `image_url`) becomes one `<|image_pad|>` that the encoder expands to the image's
-# token count. A tool message is an observation: a user turn wrapped in <tool_response> (method.md
-# section 2). No default system prompt: prompts are versioned configuration of the agent.
+# token count. A tool message is an observation: a user turn wrapped in <tool_response>
+# (docs/method.md §2). No default system prompt: the prompts are versioned configuration
+# (`codedance_core.chat_format.prompts`), and a row either carries its own or gets ours.
 CHAT_TEMPLATE = (
     "{%- macro render(content) -%}"
     "{%- if content is string -%}{{- content -}}"

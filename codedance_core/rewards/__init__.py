@@ -1,4 +1,4 @@
-"""Rewards: accuracy by rule or LLM judge, the format penalty, and BAT (method.md section 4).
+"""Rewards: accuracy by rule or LLM judge, the format penalty, and BAT (docs/method.md §4).
 
 `score.py` combines the parts; each other module is one part and usable on its own.
 """

@@ -1,7 +1,7 @@
 """Balanced Adaptive Tool-call (BAT): the tool part of the reward and the GRPO advantages.
 
 Pure functions over plain Python and numpy values, so the trainer, the tests and a notebook
-all compute the same numbers (method.md section 4):
+all compute the same numbers (docs/method.md §4):
 
 - r_tool rewards successful tool calls, more when the answer is right; nothing without calls.
 - d(mu) = (1 + tanh(gamma * (0.5 - mu))) / 2 - beta scales r_tool by how hard the prompt is

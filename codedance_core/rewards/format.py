@@ -1,6 +1,6 @@
 """The format penalty: -1 for a response whose tags a parser cannot trust, else 0.
 
-Two things must hold (method.md section 4): every `<think>` is closed by a `</think>` before the
+Two things must hold (docs/method.md §4): every `<think>` is closed by a `</think>` before the
 next one opens (no nesting, none left open), and there is exactly one `<answer>...</answer>`
 block. The check runs on the model's own text (the assistant turns joined), never on tool
 observations, which may print anything.

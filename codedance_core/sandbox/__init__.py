@@ -4,7 +4,7 @@ This package is the only place in the project where model code is executed. A `S
 runs a few pre-imported template processes inside bubblewrap; each `Session` is a process
 forked from one of them, confined to its own uid and private working directory, holding
 `input_image` and the variables of earlier turns. `execute` returns an `ExecResult` with an
-explicit status. See method.md section 3 for the semantics and `zygote` for the design.
+explicit status. See docs/method.md §3 for the semantics and `zygote` for the design.
 
     from codedance_core.sandbox import SandboxConfig, SandboxPool
     async with SandboxPool(SandboxConfig()) as pool:

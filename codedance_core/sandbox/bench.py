@@ -1,4 +1,4 @@
-"""Measuring the sandbox against the issue's targets, side by side in one run.
+"""Measuring the sandbox against its performance targets, side by side in one run.
 
 Three ways to run the same crop-and-zoom snippet on a 1024x1024 image:
 (a) this sandbox, isolation on, in a warm session (the real rollout path, through asyncio);

@@ -4,7 +4,7 @@ The original detected failures by searching the output for "Error" or "timeout";
 outcome is an explicit `status`, so a reward can say `success = result.status == "ok"` and a
 snippet that prints the word "Error" is not a failed call. Everything else the model may see
 (stdout, stderr, the exception, the images) is carried as data, and the one observation
-formatter (in `agent`) decides how to render it.
+formatter (`codedance_core.chat_format.observation`) decides how to render it.
 
 Results travel between processes and into datasets, so they serialise to plain JSON
 (`to_dict`/`from_dict`, images as base64 PNG).

@@ -1,6 +1,6 @@
 """Running one snippet of model-written code, inside a session process, the way the model expects.
 
-This is the semantic half of the sandbox (method.md section 3); isolation is elsewhere. A snippet
+This is the semantic half of the sandbox (docs/method.md §3); isolation is elsewhere. A snippet
 runs in the session's persistent globals (so variables and imports survive between turns), with
 `input_image` preloaded. Like a notebook cell, a final bare expression is shown: an image or a
 2-D/3-D array becomes a returned image, anything else is printed. `plt.show()` and

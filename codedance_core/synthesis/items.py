@@ -1,6 +1,6 @@
 """From an RL row to what synthesis works on: the prompt, the resized image, the writer's view.
 
-The sandbox must hold the image the model sees (method.md section 2), so the row's image is
+The sandbox must hold the image the model sees (docs/method.md §2), so the row's image is
 resized here, once, with the policy's pixel bounds; that resized image is the SFT row's first
 image, the sandbox's `input_image`, and the frame of every coordinate a writer puts in code.
 """

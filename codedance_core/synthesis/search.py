@@ -3,9 +3,9 @@
 Both questions are answered by the coordinate-free shape finder of `shapes.py`: the script is
 fixed text with the question's first line in it as a string, so a policy writes it by copying
 the question, never by reading a position off an image it sees at 144 cells (where the target
-is a few pixels across). Colour scripts used to crop at the generator's coordinates ("I crop
-around (331, 40)"); a tiny policy cannot see those, and after SFT it ran a working script on
-3 of 30 held-out search items.
+is a few pixels across). A script that crops at the generator's coordinates ("I crop around
+(331, 40)") cannot be learned that way: a tiny policy cannot see those coordinates, and one
+trained on such scripts ran a working script on 3 of 30 held-out search items.
 
 "What colour is the small star?": the script takes the smallest shape found (the star; see
 `star_colour_code`) and prints its box and palette colour. The writer checks

@@ -1,8 +1,8 @@
 """Finding shapes with code alone: one fixed script that lists every shape's colour, kind and box.
 
-Program writers used to put the generator's boxes into the code (the "looking" a teacher does).
-A policy can only learn to write such code if it can see the shapes itself, which a small model
-at a small resolution cannot. This script needs no coordinates: it thresholds each palette
+A program writer could put the generator's boxes into the code (the "looking" a teacher does),
+but a policy can only learn to write such code if it can see the shapes itself, which a small
+model at a small resolution cannot. This script needs no coordinates: it thresholds each palette
 colour, labels the connected regions and names each region's kind from two numbers,
 
 - fill: the share of the region's bounding box it covers (square ~1.0, circle ~0.78,

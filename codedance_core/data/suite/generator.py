@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from codedance_core.agent.prompts import PROMPT_VERSION, initial_messages
+from codedance_core.chat_format.prompts import PROMPT_VERSION, initial_messages
 from codedance_core.config.data import SuiteSpec
 from codedance_core.data.images import encode_png
 from codedance_core.data.io import ParquetSink

@@ -13,11 +13,11 @@ import asyncio
 import pytest
 from PIL import Image
 
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.agent.observation import format_observation
-from codedance_core.agent.prompts import get_prompts
 from codedance_core.agent.rollout import Rollout
 from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.chat_format.messages import to_model_messages
+from codedance_core.chat_format.observation import format_observation
+from codedance_core.chat_format.prompts import get_prompts
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.engines.hf import HFEngine
 from codedance_core.models import load_model_bundle

@@ -47,8 +47,8 @@ def eval_parquet(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 @pytest.fixture(scope="session")
 def taught_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny model taught the two-turn pixel-counting trajectory, saved to disk."""
-    from codedance_core.agent.messages import to_model_messages
-    from codedance_core.agent.observation import format_observation
+    from codedance_core.chat_format.messages import to_model_messages
+    from codedance_core.chat_format.observation import format_observation
     from codedance_core.evaluation.registry import get_benchmark, load_items
     from codedance_core.models import load_model_bundle
     from codedance_core.models.images import pixel_bounds

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from codedance_core.agent.items import item_from_eval_row
-from codedance_core.agent.prompts import get_prompts
+from codedance_core.chat_format.prompts import get_prompts
 from codedance_core.evaluation.loaders import BenchmarkFormatError
 from codedance_core.evaluation.registry import BENCHMARKS, LoadFailure, get_benchmark, load_items
 

@@ -1,4 +1,4 @@
-"""BAT formulas, checked against the values method.md states and against hand computation."""
+"""BAT formulas, checked against the values docs/method.md §4 states and against hand computation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Whole-trajectory scores and batch rewards: the parts of method.md section 4 put together."""
+"""Whole-trajectory scores and batch rewards: the parts of docs/method.md §4 put together."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The hostile-input corpus of issue 3, run against one real pool with isolation on.
+"""The hostile-input corpus, run against one real pool with isolation on.
 
 Each snippet must be contained (an explicit status, no effect outside its session) and leave the
 pool healthy. The last test checks what the whole corpus did to the pool: latency unchanged,

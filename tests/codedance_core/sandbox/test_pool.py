@@ -1,4 +1,4 @@
-"""The pool and its sessions, used as a rollout would: semantics of method.md section 3, state
+"""The pool and its sessions, used as a rollout would: semantics of docs/method.md §3, state
 across turns, reset after failures, concurrency, recovery from a dead worker, clean shutdown."""
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ import json
 import pytest
 from PIL import Image
 
-from codedance_core.agent.observation import format_observation
 from codedance_core.agent.parsing import parse_turn
+from codedance_core.chat_format.observation import format_observation
 from codedance_core.config.data import SuiteSpec
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.synthesis import SynthesisConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codedance_core.agent.messages import content_parts, count_images, to_model_messages
+from codedance_core.chat_format.messages import content_parts, count_images, to_model_messages
 
 
 def test_text_without_markers_stays_a_string() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from codedance_core.agent.observation import cap, format_observation, format_parse_error
+from codedance_core.chat_format.observation import cap, format_observation, format_parse_error
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from codedance_core.agent.prompts import IMAGE_PLACEHOLDER
+from codedance_core.chat_format.prompts import IMAGE_PLACEHOLDER
 
 
 def content_parts(text: str, marker: str = IMAGE_PLACEHOLDER) -> str | list[dict[str, Any]]:

@@ -4,7 +4,7 @@ A prompt is part of the model's interface: changing a word changes what a checkp
 trained on, so each prompt set has a version recorded with every row and trajectory, and part
 of cache keys. Rows that carry their own system prompt (the released CodeDance-RL data) keep
 it; ours is used for data that has none. The wording is ours; the facts it states are those of
-the original evaluation prompt (method.md section 2): solve step by step, Python may be
+the original evaluation prompt (docs/method.md §2): solve step by step, Python may be
 written, the image is preloaded as the PIL object `input_image` and saved as the file
 `input_image.jpg`; code goes in `<code>` fenced blocks and the answer in `<answer>`.
 """

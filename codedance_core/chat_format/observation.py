@@ -7,7 +7,7 @@ evaluated on inputs it had never seen. Here SFT data, RL rollouts and evaluation
 An observation is the content of a `tool` message: the explicit execution status, stdout,
 stderr, the value of a final expression, and one image placeholder per produced image (the
 images themselves travel beside the text). The chat template renders a tool message as a user
-turn wrapped in `<tool_response>...</tool_response>` (method.md section 2), so the wrapping
+turn wrapped in `<tool_response>...</tool_response>` (docs/method.md §2), so the wrapping
 lives in one place, the template, for every model and every stage. Every part is capped so a
 chatty program cannot overflow the context; a cut is marked, never silent.
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from codedance_core.chat_format.prompts import IMAGE_PLACEHOLDER
 
 OBSERVATION_VERSION = "v1"
 TRUNCATION_MARK = "\n...[truncated {n} characters]...\n"
@@ -72,7 +74,7 @@ def _status_line(result: ExecutionLike, timeout_s: float | None) -> str:
 
 def format_observation(
     result: ExecutionLike,
-    image_placeholder: str = "<image>",
+    image_placeholder: str = IMAGE_PLACEHOLDER,
     max_chars: int = 4000,
     timeout_s: float | None = None,
 ) -> Observation:
