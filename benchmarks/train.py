@@ -96,7 +96,7 @@ def main() -> None:
 
 def grpo_benchmark(model: Path, workdir: Path, args: argparse.Namespace) -> dict:
     """Median GRPO step time by phase on suite rows (all families), the first step left out as warm-up."""
-    from codedance_core.config.agent import RolloutConfig
+    from codedance_core.config.agent import RolloutOverrides, RolloutSettings
     from codedance_core.config.data import SuiteSpec
     from codedance_core.config.sandbox import SandboxConfig
     from codedance_core.config.train import GRPOConfig
@@ -107,10 +107,10 @@ def grpo_benchmark(model: Path, workdir: Path, args: argparse.Namespace) -> dict
     rows = [make_row(SuiteSpec(n=count), i) for i in range(count)]
     config = GRPOConfig(
         prompts_per_step=args.grpo_prompts, samples_per_prompt=args.grpo_n, max_steps=args.grpo_steps + 1,
-        learning_rate=1e-4, max_turns=3, checkpoint_every=10**6,
+        learning_rate=1e-4, rollout=RolloutOverrides(max_turns=3), checkpoint_every=10**6,
     )
     result = train_grpo(
-        config, rows, model, workdir / "grpo", rollout=RolloutConfig(max_new_tokens=64),
+        config, rows, model, workdir / "grpo", rollout=RolloutSettings(max_new_tokens=64),
         sandbox=SandboxConfig(workers=2), progress=False,
     )
     timed = result.history[1:] or result.history

@@ -86,6 +86,7 @@ def eval_command(
     """Roll out every item with the tool loop, score it, and write results, stats, viewer and plot."""
     from pydantic import ValidationError
 
+    from codedance_core.config.agent import RolloutSettings
     from codedance_core.config.evaluation import EvalConfig
     from codedance_core.config.rewards import JudgeConfig, RewardConfig
     from codedance_core.config.sandbox import SandboxConfig
@@ -102,9 +103,7 @@ def eval_command(
             save_path=save_path,
             num_workers=num_workers,
             samples=samples,
-            max_turns=max_turns,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
+            rollout=RolloutSettings(max_turns=max_turns, max_new_tokens=max_new_tokens, temperature=temperature),
             limit=limit,
             write_viewer=not no_viewer,
             sandbox=SandboxConfig(workers=sandbox_workers),

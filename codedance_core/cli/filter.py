@@ -36,7 +36,9 @@ def filter_command(
     ] = None,
     weak_name: Annotated[str, typer.Option(help="Served model name at --weak-url ('' = the server's first).")] = "",
     k: Annotated[int, typer.Option(help="Sampled answers per item.")] = 8,
-    tools: Annotated[bool, typer.Option("--tools/--no-tools", help="Let the weak model run code.")] = True,
+    tools: Annotated[
+        bool, typer.Option("--tools/--no-tools", help="Let the weak model run code (--no-tools: one turn).")
+    ] = True,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per weak-model turn.")] = 512,
     trivial_threshold: Annotated[float, typer.Option(help="Pass rate at or above which an item is dropped.")] = 1.0,
@@ -50,6 +52,7 @@ def filter_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
     """Drop the items a weak model always solves; bucket the rest (medium / hard) by pass rate."""
+    from codedance_core.config.agent import RolloutOverrides
     from codedance_core.config.filtering import FilterConfig
     from codedance_core.config.sandbox import SandboxConfig
     from codedance_core.data.io import open_parquet
@@ -57,9 +60,9 @@ def filter_command(
 
     if (weak_model is None) == (weak_url is None):
         raise typer.BadParameter("give exactly one of --weak-model DIR or --weak-url URL")
+    rollout = RolloutOverrides(max_turns=None if tools else 1, temperature=temperature, max_new_tokens=max_new_tokens)
     config = FilterConfig(
-        k=k, allow_tools=tools, temperature=temperature, max_new_tokens=max_new_tokens,
-        trivial_threshold=trivial_threshold, hard_max_pass_rate=hard_max, shard_rows=shard_rows,
+        k=k, rollout=rollout, trivial_threshold=trivial_threshold, hard_max_pass_rate=hard_max, shard_rows=shard_rows,
     )
     weak = local_weak_model(weak_model, device=device) if weak_model else endpoint_weak_model(weak_url, weak_name)
     with open_parquet(input_uri) as source:

@@ -4,16 +4,34 @@ The field names follow the original evaluation script's arguments (`model_name`,
 `data_path`, `save_path`, `num_workers`, `data_source`) so a command line written for it reads
 the same here; what the original lacked (`samples` for avg@k, a local `model_dir`, `limit`,
 resumability) is added beside them.
+
+The tool loop's settings are one `rollout` field (`RolloutSettings`), whose defaults are the
+original evaluation script's: 7 model calls, 2048 tokens a turn, greedy. In the lifecycle they
+come from the profile: its `rollout` section with the `evaluation.rollout` overrides applied,
+which default to greedy decoding (as verl's `val_kwargs` do) and inherit everything else.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Any
 
+from pydantic import Field, field_validator, model_validator
+
+from codedance_core.config.agent import InheritsRollout, RolloutOverrides, RolloutSettings
 from codedance_core.config.base import StrictModel
 from codedance_core.config.model import PIXELS_PER_CELL
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
+
+# The original evaluation script's loop: 7 model calls of up to 2048 tokens, greedy.
+HARNESS_ROLLOUT_DEFAULTS: dict[str, Any] = {"max_turns": 7, "max_new_tokens": 2048, "temperature": 0.0}
+# What the lifecycle's evaluation changes in the profile's rollout section unless told otherwise.
+STAGE_ROLLOUT_DEFAULTS: dict[str, Any] = {"temperature": 0.0}
+
+
+def _with_defaults(value: Any, defaults: dict[str, Any]) -> Any:
+    """A partial mapping keeps the defaults it does not name (a plain default_factory would drop them)."""
+    return {**defaults, **value} if isinstance(value, dict) else value
 
 
 class EvalConfig(StrictModel):
@@ -46,12 +64,10 @@ class EvalConfig(StrictModel):
         32, ge=1, description="Items in flight at once (HTTP), or items per generation batch (local model)."
     )
     samples: int = Field(1, ge=1, description="Trajectories per item; accuracy is then avg@k.")
-    max_turns: int = Field(
-        7, ge=1, description="Model calls per trajectory at most (7 in the original's evaluation)."
-    )
-    max_new_tokens: int = Field(2048, ge=1, description="Tokens one assistant turn may generate.")
-    temperature: float = Field(
-        0.0, ge=0, description="Sampling temperature (0 = greedy; raise it with samples > 1)."
+    rollout: RolloutSettings = Field(
+        default_factory=lambda: RolloutSettings(**HARNESS_ROLLOUT_DEFAULTS),
+        description="The tool loop (defaults: the original's 7 model calls, 2048 tokens a turn, greedy; "
+        "raise the temperature with samples > 1). early_sessions only applies to a local model.",
     )
     seed: int | None = Field(0, description="Sampling seed (None: not seeded).")
     limit: int | None = Field(None, ge=1, description="Only the first N items of the benchmark.")
@@ -75,6 +91,11 @@ class EvalConfig(StrictModel):
     )
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where the model's code runs.")
 
+    @field_validator("rollout", mode="before")
+    @classmethod
+    def _harness_defaults(cls, value: Any) -> Any:
+        return _with_defaults(value, HARNESS_ROLLOUT_DEFAULTS)
+
     @model_validator(mode="after")
     def _one_model(self) -> EvalConfig:
         if bool(self.api_urls) == bool(self.model_dir):
@@ -86,7 +107,7 @@ class EvalConfig(StrictModel):
         return self
 
 
-class EvalStageConfig(StrictModel):
+class EvalStageConfig(StrictModel, InheritsRollout):
     """The `evaluation` section of a profile: how the lifecycle evaluates each checkpoint.
 
     The model, the data and the output folder change per checkpoint, so they are not here; the
@@ -95,22 +116,36 @@ class EvalStageConfig(StrictModel):
 
     benchmark: str = Field("suite", description="Registry entry evaluated by the lifecycle (the suite's test split).")
     samples: int = Field(1, ge=1, description="Trajectories per item (avg@k).")
-    max_turns: int = Field(6, ge=1, description="Model calls per trajectory at most.")
-    max_new_tokens: int = Field(256, ge=1, description="Tokens one assistant turn may generate.")
-    temperature: float = Field(0.0, ge=0, description="0 = greedy, as in the original's validation.")
+    rollout: RolloutOverrides = Field(
+        default_factory=lambda: RolloutOverrides(**STAGE_ROLLOUT_DEFAULTS),
+        description="Evaluation's changes to the profile's rollout section: greedy (temperature 0, as in the "
+        "original's validation) unless a temperature is given here (null inherits the profile's); every other "
+        "field is inherited unless set.",
+    )
     num_workers: int = Field(32, ge=1, description="Items per generation batch.")
     limit: int | None = Field(None, ge=1, description="Only the first N items.")
     use_judge: bool = Field(False, description="Use the LLM judge (needs rewards.judge endpoints).")
     promote_metric: str = Field("accuracy", description="The stats field that decides champion promotion.")
+    write_viewer: bool = Field(True, description="Write the HTML trajectory viewer and the PNG plot with the results.")
+    cpus: float = Field(1.0, gt=0, description="CPUs of the evaluation's Ray task.")
+    gpus: float = Field(
+        0.0, ge=0, description="GPUs of the evaluation's Ray task (the engine runs there: vLLM needs one or more)."
+    )
+
+    @field_validator("rollout", mode="before")
+    @classmethod
+    def _greedy_unless_set(cls, value: Any) -> Any:
+        return _with_defaults(value, STAGE_ROLLOUT_DEFAULTS)
 
     def for_checkpoint(
         self, data_path: str, model_dir: str, save_path: str, rewards: RewardConfig, sandbox: SandboxConfig,
-        min_pixels: int, max_pixels: int, device: str = "auto",
+        min_pixels: int, max_pixels: int, device: str = "auto", rollout: RolloutSettings | None = None,
     ) -> EvalConfig:
+        """The harness config for one checkpoint. `rollout`: the inherited loop settings (the profile's
+        section or `profile.rollout_for("evaluation")`); this section's overrides are applied to them."""
         return EvalConfig(
             benchmark=self.benchmark, data_path=data_path, model_dir=model_dir, save_path=save_path,
-            samples=self.samples, max_turns=self.max_turns, max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature, num_workers=self.num_workers, limit=self.limit,
-            use_judge=self.use_judge, rewards=rewards, sandbox=sandbox, device=device,
-            min_pixels=min_pixels, max_pixels=max_pixels,
+            samples=self.samples, rollout=self.rollout_settings(rollout), num_workers=self.num_workers,
+            limit=self.limit, use_judge=self.use_judge, rewards=rewards, sandbox=sandbox, device=device,
+            min_pixels=min_pixels, max_pixels=max_pixels, write_viewer=self.write_viewer,
         )

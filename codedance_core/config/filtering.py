@@ -1,12 +1,16 @@
-"""Configuration of weak-to-strong filtering (method.md section 1, step 1).
+"""Configuration of weak-to-strong filtering (docs/method.md §1, step 1).
 
 The paper published neither k nor the bucket edges, so both are configuration with the defaults
-method.md fixes: k = 8 sampled answers, trivial = pass rate 1.0, hard = pass rate <= 0.25.
+docs/method.md fixes: k = 8 sampled answers, trivial = pass rate 1.0, hard = pass rate <= 0.25.
 
-Two digests matter for reuse: `scoring_digest()` covers every field that changes which answers
-the weak model gives or how they are scored (and the shard size, which decides which rows a
-shard file holds), and nothing else. Transport settings of the engine (timeouts, concurrency)
-live in `EngineConfig`, outside this model, so tuning them never throws away scored shards.
+How the weak model answers is the profile's `rollout` section with this section's `rollout`
+overrides applied (a weak model without tools: `filter.rollout.max_turns: 1`).
+
+Two digests matter for reuse: `scoring_digest()` covers every value that changes which answers
+the weak model gives or how they are scored (the effective loop settings included, and the shard
+size, which decides which rows a shard file holds), and nothing else. Transport settings of the
+engine (timeouts, concurrency) live in `EngineConfig`, outside this model, so tuning them never
+throws away scored shards.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 
 from pydantic import Field, model_validator
 
+from codedance_core.config.agent import InheritsRollout, RolloutOverrides, RolloutSettings
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.model import PIXELS_PER_CELL
 
@@ -26,20 +31,15 @@ BUCKET_QUARANTINED = "quarantined"
 BUCKETS = (BUCKET_TRIVIAL, BUCKET_MEDIUM, BUCKET_HARD, BUCKET_QUARANTINED)
 
 
-class FilterConfig(StrictModel):
+class FilterConfig(StrictModel, InheritsRollout):
     """How the weak model answers each candidate and how pass rates become buckets."""
 
     k: int = Field(8, ge=1, description="Sampled answers of the weak model per item.")
-    temperature: float = Field(1.0, ge=0, description="Sampling temperature of the weak model (0 = greedy).")
-    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(512, ge=1, description="Tokens one weak-model turn may generate.")
-    max_context_tokens: int = Field(20480, ge=64, description="Prompt + response tokens at most (local engines).")
-    allow_tools: bool = Field(
-        True,
-        description="Let the weak model run code (multi-turn, up to max_turns). False: one turn, no tools "
-        "(the tiny profile's weak model is trained without tools).",
+    rollout: RolloutOverrides = Field(
+        default_factory=RolloutOverrides,
+        description="The weak model's changes to the profile's rollout section (max_turns: 1 answers in one "
+        "turn, without tools: the tiny profile's weak model is trained without them).",
     )
-    max_turns: int = Field(6, ge=1, description="Assistant turns at most when tools are allowed.")
     trivial_threshold: float = Field(
         1.0, ge=0, le=1, description="Items with pass rate >= this are trivial and dropped."
     )
@@ -58,12 +58,11 @@ class FilterConfig(StrictModel):
     max_pixels: int = Field(
         16384 * PIXELS_PER_CELL, ge=PIXELS_PER_CELL, description="Largest image area (HTTP engines; local ones use the model's)."
     )
-    batch_wait_ms: float = Field(
-        20.0, ge=0, description="How long a generation batch waits for trajectories still running code."
-    )
     weak_train_steps: int = Field(
         300, ge=1, description="Tiny profile: training steps of the weak model (answers without tools)."
     )
+    cpus: float = Field(1.0, gt=0, description="CPUs of the filter's Ray task.")
+    gpus: float = Field(0.0, ge=0, description="GPUs of the filter's Ray task (the weak model's engine runs there).")
 
     @model_validator(mode="after")
     def _check_edges(self) -> FilterConfig:
@@ -74,13 +73,14 @@ class FilterConfig(StrictModel):
             )
         return self
 
-    @property
-    def turns(self) -> int:
-        """Assistant turns the rollout may take: one without tools."""
-        return self.max_turns if self.allow_tools else 1
-
-    def scoring_digest(self) -> str:
-        """Digest of the fields that decide a shard's scores (bucket edges excluded: buckets are
-        recomputed from pass rates, so changing an edge reuses every scored shard)."""
-        fields = self.model_dump(mode="json", exclude={"trivial_threshold", "hard_max_pass_rate", "batch_wait_ms"})
-        return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+    def scoring_digest(self, inherited: RolloutSettings | None = None) -> str:
+        """Digest of the values that decide a shard's scores: this section and the effective loop
+        settings. Left out: the bucket edges (buckets are recomputed from pass rates, so changing an
+        edge reuses every scored shard), how long a batch waits and when sandbox processes start
+        (timing, not answers), the task's resources, and the overrides as written (their effect is in
+        the settings)."""
+        fields = self.model_dump(
+            mode="json", exclude={"trivial_threshold", "hard_max_pass_rate", "rollout", "cpus", "gpus"}
+        )
+        loop = self.rollout_settings(inherited).model_dump(mode="json", exclude={"batch_wait_ms", "early_sessions"})
+        return hashlib.sha256(canonical_json({**fields, "loop": loop}).encode()).hexdigest()

@@ -57,6 +57,9 @@ class TinyModelConfig(StrictModel):
         True, description="Share input and output embeddings (halves the params)."
     )
     seed: int = Field(0, description="Seed for the random weights.")
+    corpus_rows: int = Field(
+        400, ge=10, description="Suite rows whose text (prompts, questions, answers, code) the tokenizer is trained on."
+    )
     pretrain_text_steps: int = Field(
         0,
         ge=0,

@@ -2,6 +2,11 @@
 
 Each stage's digest (`profile.stage_digest("data")`) covers only the sections that stage
 reads, so changing the RL learning rate re-runs RL and evaluation, never data synthesis.
+
+The tool loop is configured once, in the `rollout` section; filtering, synthesis, RL and
+evaluation inherit it and change what they need in their own section's `rollout`
+(`profile.rollout_for("evaluation")` is what evaluation runs with). Their digests cover those
+effective settings, so a shared change re-runs exactly the stages it reaches.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.agent import InheritsRollout, RolloutOverrides, RolloutSettings
 from codedance_core.config.base import StrictModel, canonical_json
 from codedance_core.config.data import DataConfig
 from codedance_core.config.evaluation import EvalStageConfig
@@ -23,15 +28,23 @@ from codedance_core.config.synthesis import SynthesisConfig
 from codedance_core.config.train import GRPOConfig, SFTConfig
 from codedance_core.storage import DEFAULT_STORE
 
-# The sections each stage reads; its cache key changes when one of them does.
+# The sections each stage reads; its cache key changes when one of them does. For a stage that
+# runs the tool loop, "rollout" stands for its effective settings (`rollout_for`), not the raw
+# section: a shared change that the stage overrides does not reach it, nor re-runs it.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "data": ("data",),
     "rewards": ("rewards",),
-    "filter": ("filter", "rewards", "sandbox"),
-    "synthesis": ("synthesis", "sandbox", "rewards", "tiny_model", "model"),
+    "filter": ("filter", "rollout", "rewards", "sandbox"),
+    "synthesis": ("synthesis", "rollout", "sandbox", "rewards", "tiny_model", "model"),
     "sft": ("sft", "model", "tiny_model"),
     "rl": ("grpo", "rollout", "rewards", "sandbox", "engine", "model"),
-    "evaluation": ("evaluation", "rewards", "sandbox", "model", "tiny_model"),
+    "evaluation": ("evaluation", "rollout", "rewards", "sandbox", "model", "tiny_model"),
+}
+
+RolloutStage = Literal["filter", "synthesis", "rl", "evaluation"]
+# The section holding each tool-loop stage's overrides.
+ROLLOUT_STAGE_SECTIONS: dict[str, str] = {
+    "filter": "filter", "synthesis": "synthesis", "rl": "grpo", "evaluation": "evaluation",
 }
 
 
@@ -64,7 +77,11 @@ class ProfileConfig(StrictModel):
         default_factory=lambda: EngineConfig(model=ModelConfig().path), description="How the policy generates."
     )
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Where model code runs.")
-    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="The multi-turn tool loop.")
+    rollout: RolloutSettings = Field(
+        default_factory=RolloutSettings,
+        description="The multi-turn tool loop, shared by filtering, synthesis, RL and evaluation (each may "
+        "change fields in its own section's `rollout`).",
+    )
     rewards: RewardConfig = Field(default_factory=RewardConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig, description="Weak-to-strong filtering.")
     synthesis: SynthesisConfig = Field(
@@ -88,13 +105,38 @@ class ProfileConfig(StrictModel):
                 values["engine"] = {**engine, "model": model.get("path", ModelConfig().path)}
         return values
 
+    @model_validator(mode="after")
+    def _rl_temperature_above_zero(self) -> ProfileConfig:
+        if self.rollout_for("rl").temperature <= 0:
+            raise ValueError(
+                "grpo.rollout.temperature (or the rollout.temperature it inherits) must be above 0: "
+                "the RL loss re-scores sampled tokens at that temperature"
+            )
+        return self
+
+    def rollout_for(self, stage: RolloutStage) -> RolloutSettings:
+        """The tool loop's settings `stage` runs with: the rollout section with that stage's overrides."""
+        if stage not in ROLLOUT_STAGE_SECTIONS:
+            raise KeyError(f"stage {stage!r} runs no tool loop; those that do: {', '.join(ROLLOUT_STAGE_SECTIONS)}")
+        section: InheritsRollout = getattr(self, ROLLOUT_STAGE_SECTIONS[stage])
+        return section.rollout_settings(self.rollout)
+
     def synthesis_config(self) -> SynthesisConfig:
-        """The synthesis section with the profile's sandbox, rewards and the model's pixel bounds,
-        so trajectories are checked exactly as the model will see and be scored on them."""
+        """The synthesis section with the profile's sandbox, rewards, the model's pixel bounds and
+        synthesis's effective loop settings, so trajectories are checked exactly as the model will
+        see them (turn budget, observation cap) and be scored on them."""
         low, high = self.pixel_bounds()
+        rollout = RolloutOverrides.pinning(self.rollout_for("synthesis"))
         return self.synthesis.model_copy(
-            update={"sandbox": self.sandbox, "rewards": self.rewards, "min_pixels": low, "max_pixels": high}
+            update={"sandbox": self.sandbox, "rewards": self.rewards, "min_pixels": low, "max_pixels": high,
+                    "rollout": rollout}
         )
+
+    @property
+    def builds_tiny_model(self) -> bool:
+        """A CPU profile builds and trains the tiny model (and its own weak model); others start from
+        the checkpoint at `model.path`, which is also the weak model, as in the paper."""
+        return self.device == "cpu"
 
     def pixel_bounds(self) -> tuple[int, int]:
         """(min, max) pixels of images shown to the model: the checkpoint's overrides, else the tiny model's."""
@@ -103,9 +145,16 @@ class ProfileConfig(StrictModel):
         return low, high
 
     def stage_digest(self, stage: str) -> str:
-        """sha256 of the seed and the sections `stage` reads (see STAGE_SECTIONS)."""
+        """sha256 of the seed and the sections `stage` reads (see STAGE_SECTIONS), its effective
+        loop settings standing for the rollout section."""
         if stage not in STAGE_SECTIONS:
             raise KeyError(f"unknown stage {stage!r}; known: {', '.join(STAGE_SECTIONS)}")
-        values = {name: getattr(self, name).model_dump(mode="json") for name in STAGE_SECTIONS[stage]}
+        values = {name: self._read_by(stage, name).model_dump(mode="json") for name in STAGE_SECTIONS[stage]}
         payload = canonical_json({"seed": self.seed, "stage": stage, "sections": values})
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def _read_by(self, stage: str, section: str) -> StrictModel:
+        """What `stage` reads of `section`: the section, or for the rollout section its effective settings."""
+        if section == "rollout" and stage in ROLLOUT_STAGE_SECTIONS:
+            return self.rollout_for(stage)  # type: ignore[arg-type]
+        return getattr(self, section)

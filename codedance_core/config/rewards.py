@@ -1,7 +1,7 @@
 """Configuration of the reward: accuracy rules, the LLM judge, format, and BAT.
 
-Every number of `method.md` section 4 lives here rather than in the code, because the experiment
-issue compares arms that differ only in these values (BAT on or off, the turn-level term on or
+Every number of docs/method.md §4 lives here rather than in the code, because experiments
+compare arms that differ only in these values (BAT on or off, the turn-level term on or
 off, beta 0.2 or 0.1). The defaults are the paper's.
 """
 
@@ -65,7 +65,7 @@ class JudgeConfig(StrictModel):
 
 
 class RewardConfig(StrictModel):
-    """The reward of one trajectory and the BAT advantages of a batch (method.md section 4)."""
+    """The reward of one trajectory and the BAT advantages of a batch (docs/method.md §4)."""
 
     accuracy_weight: float = Field(default=1.0, description="Weight of accuracy in the base score.")
     math_accuracy_weight: float = Field(default=1.2, description="Weight of accuracy on math sources.")

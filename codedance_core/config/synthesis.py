@@ -6,12 +6,19 @@ families get program-written trajectories, how often a first attempt fails on pu
 model must see errors and recover from them), the teacher endpoint for items no program can
 write, and the image bounds, which MUST be the policy's (the sandbox's `input_image` is the
 image the model sees, so the coordinates in the code are the model's coordinates).
+
+Of the tool loop's settings synthesis reads two: how many assistant turns a trajectory may take
+and how long an observation may be before it is cut (an SFT row must show the model exactly the
+observations it will see at rollout time). Like the sandbox, rewards and pixels, they come from
+the profile (`ProfileConfig.synthesis_config()` pins every field of `rollout` to the profile's
+effective settings); a config built on its own applies its overrides to the library defaults.
 """
 
 from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from codedance_core.config.agent import InheritsRollout, RolloutOverrides, RolloutSettings
 from codedance_core.config.base import StrictModel
 from codedance_core.config.model import PIXELS_PER_CELL, EngineConfig
 from codedance_core.config.rewards import RewardConfig
@@ -45,7 +52,7 @@ class TeacherConfig(StrictModel):
         return self
 
 
-class SynthesisConfig(StrictModel):
+class SynthesisConfig(StrictModel, InheritsRollout):
     """How RL items become verified SFT trajectories."""
 
     families: list[str] = Field(
@@ -67,8 +74,10 @@ class SynthesisConfig(StrictModel):
         "call first: a cold start that over-uses the tool, for BAT to correct.",
     )
     seed: int = Field(0, description="Seed of every random choice (failure draws, phrasing); same seed, same rows.")
-    max_turns: int = Field(
-        6, ge=1, description="Most assistant turns in one trajectory (the paper trains with 6)."
+    rollout: RolloutOverrides = Field(
+        default_factory=RolloutOverrides,
+        description="Synthesis's changes to the profile's rollout section; it reads max_turns (most assistant "
+        "turns in one trajectory) and observation_max_chars (where a tool message is cut).",
     )
     min_pixels: int = Field(
         4 * PIXELS_PER_CELL, ge=PIXELS_PER_CELL, description="Smallest image area after Qwen-style resizing."
@@ -87,6 +96,12 @@ class SynthesisConfig(StrictModel):
     teacher: TeacherConfig | None = Field(
         None, description="The teacher for open-ended trajectories; None: items without a program are rejected."
     )
+
+    @property
+    def loop_settings(self) -> RolloutSettings:
+        """The loop settings trajectories are written under: the overrides over the library defaults
+        (from a profile, the overrides pin every field to the profile's effective settings)."""
+        return self.rollout_settings()
 
     @model_validator(mode="after")
     def _check(self) -> SynthesisConfig:

@@ -5,9 +5,9 @@ Train workers with DeepSpeed for the `paper` profile. The fields that only matte
 (`deepspeed_stage`, `num_workers`, `gpus_per_worker`) are plain values here, so a paper config
 validates and plans its resources on a CPU machine without DeepSpeed ever being imported.
 
-The original SFT hyperparameters were not published (method.md section 3); the SFT defaults
+The original SFT hyperparameters were not published (docs/method.md §1); the SFT defaults
 suit the tiny model, the paper profile sets its own. The GRPO defaults ARE the original's
-(method.md section 6): a tiny model needs a far larger learning rate, which the tiny profile sets.
+(docs/method.md §6): a tiny model needs a far larger learning rate, which the tiny profile sets.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from codedance_core.config.agent import InheritsRollout, RolloutOverrides
 from codedance_core.config.base import StrictModel
 
 
@@ -104,12 +105,12 @@ class SFTConfig(StrictModel):
         return self
 
 
-class GRPOConfig(StrictModel):
+class GRPOConfig(StrictModel, InheritsRollout):
     """GRPO with the BAT reward on multi-turn tool rollouts; defaults are the original's 7B run.
 
-    The rollout knobs that are RL hyperparameters (n, turns, temperature) live here and override
-    the profile's `rollout` section for training; the rest of the tool loop (token budgets,
-    observation size, prompt version) comes from that section.
+    The tool loop is the profile's `rollout` section (whose defaults are the original's training
+    rollouts: 6 turns at temperature 1.0) with this section's `rollout` overrides applied; the
+    group size n is GRPO's own (`samples_per_prompt`).
     """
 
     learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate (the original: 1e-6).")
@@ -119,8 +120,11 @@ class GRPOConfig(StrictModel):
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps, then a constant rate (the original: 0).")
     prompts_per_step: int = Field(256, ge=1, description="Prompts sampled per step, over all workers (the original: 256).")
     samples_per_prompt: int = Field(8, ge=2, description="Rollouts per prompt, GRPO's group size n (the original: 8).")
-    max_turns: int = Field(6, ge=1, description="Assistant turns per trajectory in training (the original: 6).")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature of training rollouts (the original: 1.0).")
+    rollout: RolloutOverrides = Field(
+        default_factory=RolloutOverrides,
+        description="RL's changes to the profile's rollout section (e.g. max_turns, temperature: the loss "
+        "re-scores tokens at the sampling temperature, so it must stay above 0).",
+    )
     epochs: int = Field(2, ge=1, description="Passes over the prompts (ignored when max_steps is set; the original: 2).")
     max_steps: int | None = Field(None, ge=1, description="Steps to run; None: as many as `epochs` give.")
     ppo_epochs: int = Field(1, ge=1, description="Passes over one step's trajectories (the original: 1).")

@@ -93,23 +93,25 @@ class EvalRunner:
         bundle: Any = None,
         pixel_bounds: tuple[int, int] | None = None,
         show_progress: bool = True,
+        batched: bool | None = None,
     ) -> None:
+        """`batched`: the engine runs in this process and generates batches one at a time (hf, vLLM):
+        items go to it `num_workers` at a time. Else (a served model) each item is its own request,
+        `num_workers` in flight. Default: batched when a local bundle is given."""
         self.config = config
         self.engine = engine
         self.model_name = model_name
         self.bundle = bundle
+        self.batched = bundle is not None if batched is None else batched
         self.pixel_bounds = pixel_bounds or (config.min_pixels, config.max_pixels)
         self.show_progress = show_progress
         self.benchmark = get_benchmark(config.benchmark)
-        self.rollout_config = RolloutConfig(
-            max_turns=config.max_turns,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            samples_per_prompt=config.samples,
-            seed=config.seed,
-            # A local model: start sandbox processes early, behind generation. A remote one: on
-            # demand, since the harness is latency-bound and every live process costs memory.
-            early_sessions=bundle is not None,
+        loop = config.rollout.for_stage(samples_per_prompt=config.samples, seed=config.seed)
+        # Evaluation's own choice: sandbox processes start early, behind generation, only for a
+        # local model; for a remote one on demand, since the harness is latency-bound and every
+        # live process costs memory.
+        self.rollout_config: RolloutConfig = loop.model_copy(
+            update={"early_sessions": loop.early_sessions and bundle is not None}
         )
 
     async def run(self) -> EvalOutputs:
@@ -139,10 +141,9 @@ class EvalRunner:
 
     # -- rolling out and scoring ------------------------------------------------------------------
     async def _run_items(self, items: list[RolloutItem], done: set) -> None:
-        local = self.bundle is not None
-        unit_size = self.config.num_workers if local else 1
+        unit_size = self.config.num_workers if self.batched else 1
         units = [items[start : start + unit_size] for start in range(0, len(items), unit_size)]
-        limit = asyncio.Semaphore(1 if local else self.config.num_workers)
+        limit = asyncio.Semaphore(1 if self.batched else self.config.num_workers)
         progress = _progress(len(items), self.show_progress, f"{self.model_name} on {self.benchmark.name}")
         async with SandboxPool(self.config.sandbox) as pool:
 

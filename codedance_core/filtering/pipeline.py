@@ -3,7 +3,8 @@
 Two passes over the input, both streamed (a shard of `shard_rows` rows in memory at a time):
 
 1. **Score.** Each shard's scores go to `shard-NNNNN.parquet` in a work dir whose name is a
-   digest of (input file digest, weak model id, FilterConfig.scoring_digest()). A shard file is
+   digest of (input file digest, weak model id, FilterConfig.scoring_digest(), which covers the
+   effective loop settings). A shard file is
    committed atomically with a manifest, so a shard either exists whole or not at all: a run
    that was killed resumes at the first shard without a file, and a rerun over the same input
    with the same weak model generates nothing. The sandbox pool is only started when some shard
@@ -28,6 +29,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from codedance_core.config.agent import RolloutSettings
 from codedance_core.config.base import canonical_json
 from codedance_core.config.filtering import BUCKET_QUARANTINED, BUCKET_TRIVIAL, FilterConfig
 from codedance_core.config.rewards import RewardConfig
@@ -73,9 +75,11 @@ def input_digest(uri: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def work_key(input_uri: str, model_id: str, config: FilterConfig) -> dict[str, str]:
-    """What the work dir is keyed by, and the key itself (`key`)."""
-    parts = {"input": input_digest(input_uri), "weak_model": model_id, "config": config.scoring_digest()}
+def work_key(
+    input_uri: str, model_id: str, config: FilterConfig, rollout: RolloutSettings | None = None
+) -> dict[str, str]:
+    """What the work dir is keyed by, and the key itself (`key`); `rollout` as in `filter_dataset`."""
+    parts = {"input": input_digest(input_uri), "weak_model": model_id, "config": config.scoring_digest(rollout)}
     parts["key"] = hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:24]
     return parts
 
@@ -97,14 +101,23 @@ def filter_dataset(
     sandbox_config: SandboxConfig | None = None,
     judge: LLMJudge | None = None,
     on_shard: ShardCallback | None = None,
+    rollout: RolloutSettings | None = None,
 ) -> FilterResult:
-    """Score every row with the weak model (reusing scored shards), then write the kept rows."""
+    """Score every row with the weak model (reusing scored shards), then write the kept rows.
+
+    `rollout`: the loop settings the filter inherits (the profile's rollout section, or
+    `profile.rollout_for("filter")`: the filter's overrides are applied either way); None: the
+    library defaults."""
     config = config or FilterConfig()
-    key = work_key(input_uri, weak.model_id, config)
+    rollout = config.rollout_settings(rollout)
+    key = work_key(input_uri, weak.model_id, config, rollout)
     work = ArtifactStore(join_uri(work_root, key["key"]))
-    work.write_json("key.json", {**key, "filter_config": config.model_dump(mode="json")})
+    work.write_json(
+        "key.json",
+        {**key, "filter_config": config.model_dump(mode="json"), "rollout": rollout.model_dump(mode="json")},
+    )
     scored, reused = asyncio.run(
-        score_all_shards(input_uri, work, weak, config, reward_config, sandbox_config, judge, on_shard)
+        score_all_shards(input_uri, work, weak, config, reward_config, sandbox_config, judge, on_shard, rollout)
     )
     quarantine_uri = quarantine_uri or _beside(out_uri, ".quarantine.parquet")
     output, quarantine, report = assemble(input_uri, work, config, out_uri, quarantine_uri)
@@ -121,6 +134,7 @@ async def score_all_shards(
     sandbox_config: SandboxConfig | None,
     judge: LLMJudge | None,
     on_shard: ShardCallback | None,
+    rollout: RolloutSettings | None = None,
 ) -> tuple[int, int]:
     """Score the shards that have no file yet; (shards scored, shards reused)."""
     pool: SandboxPool | None = None
@@ -135,7 +149,7 @@ async def score_all_shards(
                     pool = await SandboxPool(sandbox_config or SandboxConfig()).start()
                 rows = batch.to_pylist()
                 records = await score_shard(
-                    rows, first_row, shard_index, weak, pool, config, reward_config, judge
+                    rows, first_row, shard_index, weak, pool, config, reward_config, judge, rollout
                 )
                 work.write_parquet(shard_name(shard_index), pl.DataFrame(records, schema=SHARD_SCHEMA))
                 scored += 1

@@ -24,7 +24,7 @@ from typing import Any
 from codedance_core.agent.items import item_from_rl_row
 from codedance_core.agent.rollout import Rollout
 from codedance_core.agent.trajectory import RolloutItem, Trajectory
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.agent import RolloutConfig, RolloutSettings
 from codedance_core.config.filtering import BUCKET_HARD, BUCKET_MEDIUM, BUCKET_TRIVIAL, FilterConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.engines.base import GenerationEngine
@@ -87,18 +87,12 @@ def bucket_for(pass_rate: float, config: FilterConfig) -> str:
     return BUCKET_HARD if pass_rate <= config.hard_max_pass_rate else BUCKET_MEDIUM
 
 
-def rollout_config(config: FilterConfig, shard_index: int) -> RolloutConfig:
-    """The loop's settings for one shard; the seed moves with the shard so resumes are reproducible."""
-    return RolloutConfig(
-        max_turns=config.turns,
-        max_new_tokens=config.max_new_tokens,
-        max_context_tokens=config.max_context_tokens,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        samples_per_prompt=config.k,
-        seed=None if config.seed is None else config.seed + shard_index,
-        batch_wait_ms=config.batch_wait_ms,
-    )
+def rollout_config(config: FilterConfig, shard_index: int, inherited: RolloutSettings | None = None) -> RolloutConfig:
+    """The loop's config for one shard: the filter's effective settings (`inherited`, the profile's
+    rollout section, with `config.rollout` applied), k samples per item, and a seed that moves with
+    the shard so resumes are reproducible."""
+    seed = None if config.seed is None else config.seed + shard_index
+    return config.rollout_settings(inherited).for_stage(samples_per_prompt=config.k, seed=seed)
 
 
 def rows_to_items(
@@ -126,17 +120,18 @@ async def score_shard(
     config: FilterConfig,
     reward_config: RewardConfig | None = None,
     judge: LLMJudge | None = None,
+    rollout: RolloutSettings | None = None,
 ) -> list[dict[str, Any]]:
     """One record per row: row_index, pass_rate, n_correct, n_graded, weak_answers (json), reason.
 
     `reason` is set (and pass_rate None) for quarantined rows: unreadable ones, and items none
-    of whose answers could be graded.
+    of whose answers could be graded. `rollout`: the inherited loop settings (see `rollout_config`).
     """
     bounds = pixel_bounds(weak.bundle.image_processor) if weak.bundle else (config.min_pixels, config.max_pixels)
     indexed_items, bad = rows_to_items(rows, first_index, bounds)
     records = {index: _quarantine_record(index, reason) for index, reason in bad.items()}
     if indexed_items:
-        loop = Rollout(weak.engine, pool, rollout_config(config, shard_index), bundle=weak.bundle)
+        loop = Rollout(weak.engine, pool, rollout_config(config, shard_index, rollout), bundle=weak.bundle)
         trajectories = await loop.run([item for _, item in indexed_items])
         scores = await score_trajectories([t.scoring_input() for t in trajectories], reward_config, judge)
         for position, (index, _) in enumerate(indexed_items):

@@ -5,8 +5,8 @@ questions; here a tiny model (width 128, ~0.6M parameters) that, after a few hun
 loss on `<think>...</think><answer>gold</answer>` after each suite prompt, picks up what can be
 read off the text (the `direct` family: the answer is in the question, or one of two letters or
 yes/no) and little of what needs the image. Filtering with it then visibly removes the trivial
-items and keeps the visual ones. No tool call is ever shown to it, so it runs with
-`FilterConfig(allow_tools=False)`.
+items and keeps the visual ones. No tool call is ever shown to it, so it answers in one turn
+(`filter.rollout.max_turns: 1`).
 
 Two choices make "learns the `direct` family and little else" true within a short run:
 - the text-answerable items get a fixed share of every batch (`direct_share`): in a uniform draw
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from codedance_core.agent.items import item_from_rl_row
-from codedance_core.agent.messages import to_model_messages
+from codedance_core.chat_format.messages import to_model_messages
 from codedance_core.config.model import PIXELS_PER_CELL, TinyModelConfig
 from codedance_core.models.bundle import ModelBundle, load_model_bundle
 from codedance_core.models.images import pixel_bounds

@@ -110,7 +110,10 @@ async def synthesize_item(
             writer = WRITERS[item.family](item.view(rng, plan))
             if plan == "typo":
                 writer = with_typo_first(writer)
-            trajectory = await run_program(writer, session, config.max_turns, config.sandbox.timeout_s)
+            loop = config.loop_settings
+            trajectory = await run_program(
+                writer, session, loop.max_turns, config.sandbox.timeout_s, loop.observation_max_chars
+            )
         else:
             assert teacher is not None and config.teacher is not None
             trajectory = await run_teacher(item, session, teacher, config)

@@ -58,10 +58,11 @@ async def run_teacher(
         seed=config.seed,
         stop=(CODE_STOP,),
     )
+    loop = config.loop_settings
     messages = [dict(message) for message in item.prompt]
     images: list[Image.Image] = [item.image]
     turns: list[Turn] = []
-    for _ in range(config.max_turns):
+    for _ in range(loop.max_turns):
         request = GenerationRequest(
             messages=[{"role": m["role"], "content": with_image_parts(m["content"])} for m in messages],
             images=list(images),
@@ -72,7 +73,9 @@ async def run_teacher(
         text = close_code_block(completion.text)
         parsed = parse_turn(text)
         if parsed.code is not None:
-            result, observation = await execute(session, parsed.code, config.sandbox.timeout_s)
+            result, observation = await execute(
+                session, parsed.code, config.sandbox.timeout_s, loop.observation_max_chars
+            )
             turns.append(Turn(text, result, observation))
             messages += [{"role": "assistant", "content": text},
                          {"role": "tool", "content": observation.text}]
@@ -84,4 +87,4 @@ async def run_teacher(
         if parsed.answer is None:
             raise Rejected("teacher_no_answer", f"a turn with neither code nor answer: {text[:200]!r}", turns)
         return Trajectory(turns=turns, answer=parsed.answer, score_rule="", source="teacher")
-    raise Rejected("too_many_turns", f"no answer within {config.max_turns} turns", turns)
+    raise Rejected("too_many_turns", f"no answer within {loop.max_turns} turns", turns)

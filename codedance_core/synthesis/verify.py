@@ -15,7 +15,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from codedance_core.agent.observation import Observation, format_observation
+from codedance_core.chat_format.observation import Observation, format_observation
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.data.schemas import IMAGE_MARKER
 from codedance_core.rewards import check_format, score_response
@@ -72,13 +72,18 @@ class Trajectory:
         return sum(turn.result is not None and not turn.result.ok for turn in self.turns)
 
 
-async def execute(session: Session, code: str, timeout_s: float) -> tuple[ExecResult, Observation]:
-    """Run one snippet and render its observation with the one formatter."""
+async def execute(
+    session: Session, code: str, timeout_s: float, max_chars: int
+) -> tuple[ExecResult, Observation]:
+    """Run one snippet and render its observation with the one formatter, cut at `max_chars`
+    (the rollout's `observation_max_chars`, so a row shows what the loop would show)."""
     result = await session.execute(code)
-    return result, format_observation(result, timeout_s=timeout_s)
+    return result, format_observation(result, max_chars=max_chars, timeout_s=timeout_s)
 
 
-async def run_program(writer: Writer, session: Session, max_turns: int, timeout_s: float) -> Trajectory:
+async def run_program(
+    writer: Writer, session: Session, max_turns: int, timeout_s: float, observation_max_chars: int
+) -> Trajectory:
     """Drive a program writer turn by turn against a live session; Rejected when it cannot be kept."""
     turns: list[Turn] = []
     to_send: ExecResult | None = None
@@ -96,7 +101,7 @@ async def run_program(writer: Writer, session: Session, max_turns: int, timeout_
         if len(turns) + 1 >= max_turns:  # the answer still needs a turn of its own
             raise Rejected("too_many_turns", f"more than {max_turns} assistant turns", turns)
         assert isinstance(step, ToolStep)
-        result, observation = await execute(session, step.code, timeout_s)
+        result, observation = await execute(session, step.code, timeout_s, observation_max_chars)
         turns.append(Turn(tool_turn_text(step), result, observation, planned_failure=step.expect_error))
         if not result.ok and not step.expect_error:
             detail = f"{result.status}: {result.error_type}: {result.error_message} (line {result.error_line})"

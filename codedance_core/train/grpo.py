@@ -1,6 +1,6 @@
 """GRPO with the BAT reward: roll out, score, update -- one function for a CPU process and Ray workers.
 
-`train_grpo` is the whole RL recipe (method.md sections 4 and 6). Each step:
+`train_grpo` is the whole RL recipe (docs/method.md §4 and §6). Each step:
 1. takes the next `prompts_per_step` prompts of a seeded per-epoch order (this worker's share);
 2. rolls out `samples_per_prompt` trajectories per prompt with the multi-turn tool loop and the
    sandbox, sampling seeded by `seed + step` (see `grpo_rollout` for why that is reproducible);
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from codedance_core.agent.items import item_from_rl_row
 from codedance_core.agent.trajectory import RolloutItem
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.agent import RolloutSettings
 from codedance_core.config.model import EngineConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
@@ -116,7 +116,7 @@ class _Run:
     dist: DistContext
     policy: Policy
     runner: RolloutRunner
-    rollout: RolloutConfig
+    rollout: RolloutSettings  # RL's effective loop settings
     rewards: RewardConfig
     judge: LLMJudge | None
     rows: list[dict[str, Any]]
@@ -134,7 +134,7 @@ def train_grpo(
     model_dir: str | Path,
     run_dir: str | Path,
     *,
-    rollout: RolloutConfig | None = None,
+    rollout: RolloutSettings | None = None,
     rewards: RewardConfig | None = None,
     sandbox: SandboxConfig | None = None,
     engine: EngineConfig | None = None,
@@ -146,9 +146,14 @@ def train_grpo(
 ) -> GRPOResult:
     """Train the policy in `model_dir` with GRPO + BAT on RL rows; resumable from `run_dir`'s checkpoints.
 
-    `rollout`, `rewards`, `sandbox`, `engine` are the profile's sections (defaults if omitted);
-    `engine.kind` must be hf (CPU/GPU, shares the trainer's model) or vllm (GPU, synced each step).
+    `rollout` is the loop settings RL inherits (the profile's rollout section, or
+    `profile.rollout_for("rl")`: `config.rollout` is applied either way); `rewards`, `sandbox`,
+    `engine` are the profile's sections (defaults if omitted); `engine.kind` must be hf (CPU/GPU,
+    shares the trainer's model) or vllm (GPU, synced each step).
     """
+    rollout = config.rollout_settings(rollout)
+    if rollout.temperature <= 0:
+        raise ValueError("GRPO samples its rollouts: the rollout temperature must be above 0")
     dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
     if config.prompts_per_step % dist.world_size:
         raise ValueError(f"prompts_per_step={config.prompts_per_step} does not split over {dist.world_size} workers")
@@ -183,7 +188,7 @@ def _setup(
     model: Any,
     model_dir: str | Path,
     rows: list[dict[str, Any]],
-    rollout: RolloutConfig | None,
+    rollout: RolloutSettings,
     rewards: RewardConfig | None,
     sandbox: SandboxConfig | None,
     engine_config: EngineConfig | None,
@@ -205,7 +210,7 @@ def _setup(
     if dist.distributed:
         device_ids = [dist.device.index] if dist.device.type == "cuda" else None
         trainer_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    policy = Policy(trainer_model, bundle, optimizer, scheduler, config, dist, reference)
+    policy = Policy(trainer_model, bundle, optimizer, scheduler, config, dist, rollout.temperature, reference)
     kind = engine_config.kind if engine_config is not None else "hf"
     vllm_engine = None
     if kind == "hf":
@@ -224,7 +229,7 @@ def _setup(
     runner = RolloutRunner(engine, sandbox or SandboxConfig(), bundle)
     total = total_steps_of(config, len(rows))
     return _Run(
-        config, dist, policy, runner, rollout or RolloutConfig(), rewards or RewardConfig(), judge, rows,
+        config, dist, policy, runner, rollout, rewards or RewardConfig(), judge, rows,
         None, None, DataPosition(), total, vllm_engine,  # type: ignore[arg-type]  # set by the caller
     )
 
@@ -248,7 +253,7 @@ def _train_loop(run: _Run, callback: MetricsCallback | None, progress: bool) -> 
     per_epoch = steps_per_epoch(len(run.rows), config)
     bar = tqdm(total=run.total_steps, initial=position.step, desc="grpo", disable=not (progress and run.dist.is_main))
     while position.step < run.total_steps:
-        metrics, scored = _step(run)
+        metrics, rank_metrics, scored = _step(run)
         position.step += 1
         position.batch_in_epoch += 1
         if position.batch_in_epoch >= per_epoch:
@@ -258,21 +263,21 @@ def _train_loop(run: _Run, callback: MetricsCallback | None, progress: bool) -> 
         if position.step % config.trajectories_every == 0 and run.dist.is_main:
             _save_trajectories(run, scored)
         if position.step % config.log_every == 0 or position.step == run.total_steps:
-            history.append(_log(run, metrics, callback, bar))
+            history.append(_log(run, metrics, rank_metrics, callback, bar))
         if position.step % config.checkpoint_every == 0 and position.step < run.total_steps:
             _save_checkpoint(run)
     bar.close()
     return history
 
 
-def _step(run: _Run) -> tuple[dict[str, float], Any]:
+def _step(run: _Run) -> tuple[dict[str, float], dict[str, float], Any]:
+    """Roll out, score and update once: the step's figures over all workers, this worker's own, and
+    the scored batch."""
     config, dist, position = run.config, run.dist, run.position
     started = time.perf_counter()
     items = _items(run, step_prompt_indices(config, position, len(run.rows), dist))
     seed = config.seed + position.step + dist.rank * _RANK_SEED_STRIDE
-    rollout_config = step_rollout_config(
-        run.rollout, config.samples_per_prompt, config.max_turns, config.temperature, seed, config.deterministic_rollout
-    )
+    rollout_config = step_rollout_config(run.rollout, config.samples_per_prompt, seed, config.deterministic_rollout)
     run.policy.model.eval()
     trajectories, stats = run.runner.rollout(items, rollout_config)
     if config.deterministic_rollout:
@@ -297,7 +302,7 @@ def _step(run: _Run) -> tuple[dict[str, float], Any]:
         "sandbox_s": stats.sandbox_s,
         "skipped_rows": float(run.skipped_rows),
     }
-    return combine_ranks(metrics, dist), scored
+    return combine_ranks(metrics, dist), metrics, scored
 
 
 def _merged(model: Any) -> Any:
@@ -309,10 +314,12 @@ def _merged(model: Any) -> Any:
     return model
 
 
-def _log(run: _Run, metrics: dict[str, float], callback: MetricsCallback | None, bar: Any) -> dict[str, float]:
+def _log(
+    run: _Run, metrics: dict[str, float], rank_metrics: dict[str, float], callback: MetricsCallback | None, bar: Any
+) -> dict[str, float]:
     row = {"step": run.position.step, "epoch": run.position.epoch, **metrics}
+    append_metrics(run.run_dir, row, callback, run.dist, rank_metrics)
     if run.dist.is_main:
-        append_metrics(run.run_dir, row, callback)
         bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
     return row
 

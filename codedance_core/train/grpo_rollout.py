@@ -32,7 +32,7 @@ import torch
 
 from codedance_core.agent.rollout import Rollout, RolloutStats
 from codedance_core.agent.trajectory import RolloutItem, Trajectory
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.agent import RolloutConfig, RolloutSettings
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.engines.base import Completion, GenerationEngine, GenerationRequest, SamplingParams
 from codedance_core.models.bundle import ModelBundle
@@ -87,23 +87,12 @@ def canonical_group_order(trajectories: Sequence[Trajectory], group_size: int) -
 
 
 def step_rollout_config(
-    base: RolloutConfig,
-    samples_per_prompt: int,
-    max_turns: int,
-    temperature: float,
-    seed: int,
-    lockstep: bool,
+    settings: RolloutSettings, samples_per_prompt: int, seed: int, lockstep: bool
 ) -> RolloutConfig:
-    """The profile's rollout section with the RL hyperparameters and this step's seed."""
-    update: dict[str, Any] = {
-        "samples_per_prompt": samples_per_prompt,
-        "max_turns": max_turns,
-        "temperature": temperature,
-        "seed": seed,
-    }
-    if lockstep:
-        update["batch_wait_ms"] = LOCKSTEP_WAIT_MS
-    return base.model_copy(update=update)
+    """RL's effective loop settings with GRPO's group size, this step's seed and, for deterministic
+    rollouts, a batch wait long enough that turns advance in lockstep."""
+    config = settings.for_stage(samples_per_prompt=samples_per_prompt, seed=seed)
+    return config.model_copy(update={"batch_wait_ms": LOCKSTEP_WAIT_MS}) if lockstep else config
 
 
 class RolloutRunner:

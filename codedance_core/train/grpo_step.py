@@ -97,6 +97,7 @@ class Policy:
     scheduler: Any
     config: GRPOConfig
     dist: DistContext
+    temperature: float  # the rollouts' sampling temperature: tokens are re-scored at it
     reference: Any = None  # frozen initial model when kl_coef > 0
 
 
@@ -174,7 +175,7 @@ def policy_logprobs(model: Any, trajectories: Sequence[Trajectory], policy: Poli
     for start in range(0, len(trajectories), size):
         batch = MicroBatch(trajectories[start : start + size], policy.bundle)
         logits = _forward_logits(model, batch, policy)
-        result.extend(batch.unframe(selected_logprobs(logits, batch.targets, policy.config.temperature)))
+        result.extend(batch.unframe(selected_logprobs(logits, batch.targets, policy.temperature)))
     return result
 
 
@@ -255,7 +256,7 @@ def _one_update(
         sync = nullcontext() if last or not dist.distributed else policy.model.no_sync()
         with sync:
             logits = _forward_logits(policy.model, batch, policy)
-            logp = selected_logprobs(logits, batch.targets, config.temperature)
+            logp = selected_logprobs(logits, batch.targets, policy.temperature)
             mask = batch.frame([masks[start + j] for j in range(len(part))])
             weights = token_weights(mask, config.loss_aggregation, total_tokens, total_sequences)
             result = clipped_policy_loss(
@@ -270,7 +271,7 @@ def _one_update(
                 config.kl_coef,
             )
             loss = result.loss
-            entropy = token_entropy(logits if config.entropy_coef > 0 else logits.detach(), config.temperature)
+            entropy = token_entropy(logits if config.entropy_coef > 0 else logits.detach(), policy.temperature)
             if config.entropy_coef > 0:
                 loss = loss - config.entropy_coef * (entropy * weights).sum()
             # DDP averages gradients over ranks; the weights already divide by the global count.

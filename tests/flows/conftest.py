@@ -24,9 +24,11 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     ray.shutdown()  # the flows started a local Ray in this process; later tests may want another
 
 
-@pytest.fixture
-def tiny_overrides(tmp_path: Path) -> list[str]:
-    """Overrides that keep a lifecycle run small and inside tmp_path."""
+@pytest.fixture(scope="module")
+def tiny_overrides(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Overrides that keep a lifecycle run small and inside a folder of the test module's: the
+    module's lifecycle runs share its store, so a later one reruns only what its overrides change."""
+    tmp_path = tmp_path_factory.mktemp("lifecycle")
     return [
         f"store.root={tmp_path / 'store'}",
         f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
@@ -39,10 +41,10 @@ def tiny_overrides(tmp_path: Path) -> list[str]:
         "grpo.prompts_per_step=2",
         "grpo.samples_per_prompt=2",
         "filter.k=2",
-        "filter.allow_tools=false",
-        "filter.max_new_tokens=32",
+        "filter.rollout.max_turns=1",
+        "filter.rollout.max_new_tokens=32",
         "filter.weak_train_steps=20",
         # A one-epoch model writes noise to the limit: the profile's 1024 tokens would double the time.
-        "evaluation.max_new_tokens=512",
+        "evaluation.rollout.max_new_tokens=512",
         "rollout.max_new_tokens=512",
     ]

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from codedance_core.cli.evaluate import app
+from codedance_core.config.agent import RolloutSettings
 from codedance_core.config.evaluation import EvalConfig
 from codedance_core.config.rewards import JudgeConfig, RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
@@ -44,7 +45,7 @@ def evaluate(base_url: str, data: Path, save: Path, **overrides) -> object:
         api_urls=[base_url],
         save_path=str(save),
         num_workers=4,
-        max_new_tokens=48,
+        rollout={"max_new_tokens": 48},  # the harness's other defaults stay: 7 turns, greedy
         sandbox=SandboxConfig(workers=1),
         **overrides,
     )
@@ -57,6 +58,16 @@ def evaluate(base_url: str, data: Path, save: Path, **overrides) -> object:
             await engine.aclose()
 
     return asyncio.run(go())
+
+
+def test_the_loop_runs_with_the_configs_rollout_settings() -> None:
+    settings = RolloutSettings(max_turns=3, max_context_tokens=4096, observation_max_chars=1000)
+    url = "http://127.0.0.1:9/v1"  # never called: building the runner sends nothing
+    config = EvalConfig(data_path="unused.parquet", api_urls=[url], samples=2, seed=5, rollout=settings)
+    loop = EvalRunner(config, OpenAIEngine([url]), "m", show_progress=False).rollout_config
+    assert (loop.max_turns, loop.max_context_tokens, loop.observation_max_chars) == (3, 4096, 1000)
+    assert (loop.samples_per_prompt, loop.seed) == (2, 5)
+    assert not loop.early_sessions  # a remote model: sandbox processes start on demand
 
 
 def test_a_served_model_is_evaluated_with_every_item_written(served, tmp_path) -> None:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from codedance_core.agent.items import item_from_rl_row
-from codedance_core.agent.messages import to_model_messages
+from codedance_core.chat_format.messages import to_model_messages
 from codedance_core.config.data import SuiteSpec
 from codedance_core.data.schemas import RL_ARROW_SCHEMA
 from codedance_core.data.suite import make_row

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 import polars as pl
 import pytest
 
+from codedance_core.config.agent import RolloutOverrides, RolloutSettings
 from codedance_core.engines.base import Completion, GenerationEngine, GenerationRequest, SamplingParams
 from codedance_core.filtering import FilterConfig, WeakModel, filter_dataset, local_weak_model
 
 from .conftest import broken_image_row, candidate_row, write_candidates
 
-GREEDY = FilterConfig(k=2, temperature=0, allow_tools=False, max_new_tokens=24, shard_rows=3)
+GREEDY = FilterConfig(k=2, rollout=RolloutOverrides(temperature=0, max_turns=1, max_new_tokens=24), shard_rows=3)
 
 
 class CountingEngine(GenerationEngine):
@@ -99,6 +100,14 @@ def test_a_rerun_reuses_every_scored_shard(candidates, counting_weak, tmp_path) 
     assert filter_dataset(candidates, str(tmp_path / "c.parquet"), counting_weak, edges, work_root=work).shards_reused == 3
     other = GREEDY.model_copy(update={"k": 1})
     assert filter_dataset(candidates, str(tmp_path / "d.parquet"), counting_weak, other, work_root=work).shards_scored == 3
+
+    # An inherited loop setting counts as much as the filter's own; one the filter overrides does not.
+    def run(name: str, inherited: RolloutSettings):
+        out = str(tmp_path / name)
+        return filter_dataset(candidates, out, counting_weak, GREEDY, work_root=work, rollout=inherited)
+
+    assert run("e.parquet", RolloutSettings(max_new_tokens=999)).shards_reused == 3
+    assert run("f.parquet", RolloutSettings(observation_max_chars=1000)).shards_scored == 3
 
 
 def test_an_interrupted_run_resumes_at_the_next_unscored_shard(candidates, counting_weak, tmp_path) -> None:

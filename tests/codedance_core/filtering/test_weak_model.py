@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from codedance_core.config.agent import RolloutOverrides
 from codedance_core.config.data import SuiteSpec
 from codedance_core.data.suite import generate_rows, write_suite
 from codedance_core.filtering import FilterConfig, filter_dataset, local_weak_model, train_weak_model
@@ -29,7 +30,8 @@ def test_filtering_with_the_trained_weak_model_drops_more_direct_items_than_visu
     candidates = str(tmp_path / "candidates.parquet")
     write_suite(SuiteSpec(n=60, seed=2, difficulty="easy"), candidates)
 
-    config = FilterConfig(k=8, allow_tools=False, max_new_tokens=32, trivial_threshold=0.75, hard_max_pass_rate=0.25)
+    rollout = RolloutOverrides(max_turns=1, max_new_tokens=32)  # no tools: one turn
+    config = FilterConfig(k=8, rollout=rollout, trivial_threshold=0.75, hard_max_pass_rate=0.25)
     result = filter_dataset(
         candidates, str(tmp_path / "kept.parquet"), local_weak_model(weak_dir, device="cpu"), config,
         work_root=str(tmp_path / "work"),

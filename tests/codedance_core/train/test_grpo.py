@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file
 
 from codedance_core.agent.items import item_from_rl_row
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.chat_format.messages import to_model_messages
+from codedance_core.config.agent import RolloutOverrides, RolloutSettings
 from codedance_core.config.data import SuiteSpec
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.config.train import GRPOConfig
@@ -61,13 +61,14 @@ def answering_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
 
 def small_config(**overrides) -> GRPOConfig:
     values = {
-        "prompts_per_step": 2, "samples_per_prompt": 4, "max_steps": 3, "learning_rate": 2e-3, "max_turns": 2,
+        "prompts_per_step": 2, "samples_per_prompt": 4, "max_steps": 3, "learning_rate": 2e-3,
+        "rollout": RolloutOverrides(max_turns=2),
         "checkpoint_every": 2, "trajectories_every": 2, "micro_batch_size": 4, "seed": 1,
     }
     return GRPOConfig(**{**values, **overrides})
 
 
-ROLLOUT = RolloutConfig(max_new_tokens=20)
+ROLLOUT = RolloutSettings(max_new_tokens=20)
 SANDBOX = SandboxConfig(workers=1)
 
 
@@ -91,6 +92,8 @@ def test_a_few_steps_change_the_policy_and_log_every_metric(answering_model_dir,
     [sample_file] = (tmp_path / "trajectories").glob("step-*.json")
     samples = json.loads(sample_file.read_text())
     assert samples and {"messages", "reward", "d_mu", "tool_statuses"} <= samples[0].keys()
+    # grpo.rollout's turn budget is the loop's: at most 2 assistant turns per trajectory
+    assert all(sum(m["role"] == "assistant" for m in s["messages"]) <= 2 for s in samples)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*")) == ["step-00000002", "step-00000003"]
     trained = dict(load_model_bundle(result.model_dir, device="cpu").model.named_parameters())
     start = dict(load_model_bundle(answering_model_dir, device="cpu").model.named_parameters())
@@ -115,7 +118,7 @@ RUN_SCRIPT = """
 import json, sys, time
 import torch
 torch.set_num_threads(1)
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.config.agent import RolloutSettings
 from codedance_core.config.data import SuiteSpec
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.config.train import GRPOConfig
@@ -124,9 +127,9 @@ from codedance_core.train.grpo import train_grpo
 model, run, pause = sys.argv[1:4]
 spec = SuiteSpec(n=24, families=["direct"], difficulty="easy")
 rows = [r for r in (make_row(spec, i) for i in range(24)) if len(r["reward_model"]["ground_truth"]) > 1][:6]
-config = GRPOConfig(prompts_per_step=2, samples_per_prompt=4, max_steps=5, learning_rate=2e-3, max_turns=2,
-                    checkpoint_every=2, micro_batch_size=3, seed=7)
-result = train_grpo(config, rows, model, run, rollout=RolloutConfig(max_new_tokens=20),
+config = GRPOConfig(prompts_per_step=2, samples_per_prompt=4, max_steps=5, learning_rate=2e-3,
+                    rollout={"max_turns": 2}, checkpoint_every=2, micro_batch_size=3, seed=7)
+result = train_grpo(config, rows, model, run, rollout=RolloutSettings(max_new_tokens=20),
                     sandbox=SandboxConfig(workers=2), metrics_callback=lambda m, s: time.sleep(float(pause)),
                     progress=False)
 print(json.dumps({"steps": result.steps, "resumed_from": result.resumed_from}))
@@ -172,14 +175,6 @@ def test_a_killed_run_resumes_to_the_same_parameters(answering_model_dir, tmp_pa
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
 
 
-def test_the_paper_plan_places_one_colocated_vllm_engine_per_trainer_gpu():
-    from codedance_core.config.model import EngineConfig
-    from codedance_core.train.grpo_ray import plan_grpo_resources
-
-    config = GRPOConfig(num_workers=16, gpus_per_worker=1)  # the original: 2 nodes x 8 GPUs
-    plan = plan_grpo_resources(config, EngineConfig(kind="vllm", model="/models/sft7b"))
-    assert plan["trainer_gpus"] == 16 and plan["rollout_engine"]["engines"] == 16
-    assert plan["trajectories_per_step"] == 256 * 8 and plan["prompts_per_worker"] == 16
+def test_prompts_must_split_evenly_over_workers():
     with pytest.raises(ValueError, match="multiple of num_workers"):
         GRPOConfig(num_workers=3)
-

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from codedance_core.agent.items import item_from_rl_row
-from codedance_core.agent.messages import to_model_messages
-from codedance_core.config.agent import RolloutConfig
+from codedance_core.chat_format.messages import to_model_messages
+from codedance_core.config.agent import RolloutOverrides, RolloutSettings
 from codedance_core.config.data import SuiteSpec
 from codedance_core.config.evaluation import EvalConfig
 from codedance_core.config.model import PIXELS_PER_CELL, TinyModelConfig
@@ -69,7 +69,7 @@ def evaluate(model_dir: Path, data_path: str, out: Path) -> dict:
     """Greedy evaluation stats (the lifecycle's evaluation stage, in-process)."""
     config = EvalConfig(
         benchmark="suite", data_path=data_path, model_dir=str(model_dir), save_path=str(out), device="cpu",
-        max_turns=4, max_new_tokens=512, temperature=0.0, use_judge=False, write_viewer=False,
+        rollout=RolloutSettings(max_turns=4, max_new_tokens=512, temperature=0.0), use_judge=False, write_viewer=False,
         min_pixels=4 * PIXELS_PER_CELL, max_pixels=MAX_PIXELS,
     )
     return run_evaluation(config, show_progress=False).stats
@@ -148,12 +148,12 @@ def lightly_answering_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.T
 def test_grpo_raises_the_mean_reward_where_reward_is_reachable(lightly_answering_model_dir: Path, tmp_path: Path) -> None:
     # The reachable task: the two imprinted items, whose right answers the policy already samples.
     config = GRPOConfig(
-        prompts_per_step=2, samples_per_prompt=8, max_steps=16, learning_rate=5e-3, max_turns=1,
+        prompts_per_step=2, samples_per_prompt=8, max_steps=16, learning_rate=5e-3, rollout=RolloutOverrides(max_turns=1),
         checkpoint_every=100, micro_batch_size=8, seed=3,
     )
     seen: list[dict] = []
     train_grpo(
-        config, direct_rows(2, seed=11), lightly_answering_model_dir, tmp_path, rollout=RolloutConfig(max_new_tokens=24),
+        config, direct_rows(2, seed=11), lightly_answering_model_dir, tmp_path, rollout=RolloutSettings(max_new_tokens=24),
         sandbox=SandboxConfig(workers=1), metrics_callback=lambda metrics, step: seen.append(metrics), progress=False,
     )
     rewards = [metrics["reward_mean"] for metrics in seen]
@@ -200,7 +200,7 @@ def two_minded_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
 @pytest.mark.timeout(1200)
 def test_bat_cuts_needless_calls_on_easy_items_and_keeps_them_on_hard_ones(two_minded_model_dir: Path, tmp_path: Path) -> None:
     config = GRPOConfig(
-        prompts_per_step=2, samples_per_prompt=8, max_steps=12, learning_rate=1e-3, max_turns=3,
+        prompts_per_step=2, samples_per_prompt=8, max_steps=12, learning_rate=1e-3, rollout=RolloutOverrides(max_turns=3),
         checkpoint_every=100, micro_batch_size=8, seed=3,
     )
     rows = digit_rows("direct") + digit_rows("count")
@@ -208,7 +208,7 @@ def test_bat_cuts_needless_calls_on_easy_items_and_keeps_them_on_hard_ones(two_m
     def run(use_bat: bool) -> list[dict]:
         seen: list[dict] = []
         train_grpo(
-            config, rows, two_minded_model_dir, tmp_path / f"bat-{use_bat}", rollout=RolloutConfig(max_new_tokens=40),
+            config, rows, two_minded_model_dir, tmp_path / f"bat-{use_bat}", rollout=RolloutSettings(max_new_tokens=40),
             rewards=RewardConfig(use_bat=use_bat, use_turn_level=use_bat), sandbox=SandboxConfig(workers=1),
             metrics_callback=lambda metrics, step: seen.append(metrics), progress=False,
         )
