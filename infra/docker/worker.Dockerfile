@@ -3,7 +3,8 @@
 #
 # Why a separate image from the orchestrator: vLLM pins FastAPI below what Prefect needs, so the
 # GPU side (CUDA torch, vLLM, DeepSpeed) and the orchestrator side (Prefect, MLflow server) cannot
-# share one environment. The worker imports only `codedance_core`; Ray must be the same version
+# share one environment. The worker imports only `codedance_core` (no Prefect; MLflow through
+# mlflow-skinny, the client without the server); Ray must be the same version
 # as the orchestrator's Ray client (RAY_VERSION here, in orchestrator.Dockerfile and the
 # `rayVersion` of infra/kuberay/raycluster.yaml; tests/infra checks they agree).
 #
@@ -56,9 +57,11 @@ COPY --chown=ray:ray flows ./flows
 COPY --chown=ray:ray tasks ./tasks
 COPY --chown=ray:ray deployments ./deployments
 COPY --chown=ray:ray configs ./configs
-# One resolver call for the project, Ray and vLLM, so the pins hold together.
+# One resolver call for the project, Ray and vLLM, so the pins hold together. The `worker` extra
+# is what worker code needs besides the models: MLflow's client (no server) and the S3 store.
+# tests/infra/test_worker_image.py checks this line installs everything worker code imports.
 RUN pip install --no-cache-dir -c constraints.txt --extra-index-url ${TORCH_INDEX_URL} \
-        "ray[default]==${RAY_VERSION}" "vllm==${VLLM_VERSION}" ".[train,gpu]" \
+        "ray[default]==${RAY_VERSION}" "vllm==${VLLM_VERSION}" ".[train,gpu,worker]" \
     && (python -m compileall -q /opt/venv/lib > /dev/null || true)
 
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -56,6 +56,10 @@ def test_the_launcher_installs_what_the_worker_image_installs(dockerfiles: dict)
     setup = " ".join(load_yaml("ray/cluster.yaml")["setup_commands"])
     assert f'"vllm=={worker_args["VLLM_VERSION"]}"' in setup
     assert worker_args["TORCH_INDEX_URL"] in setup
+    # The same project extras: a launcher node must have what tests/infra/test_worker_image.py checks.
+    worker_runs = " ".join(i.arguments for i in dockerfiles["worker"] if i.keyword == "RUN")
+    project_spec = re.search(r'"\.\[[\w,]+\]"', worker_runs)
+    assert project_spec is not None and project_spec[0] in setup
 
 
 def test_the_readme_names_the_ports_services_and_variables_the_files_use() -> None:

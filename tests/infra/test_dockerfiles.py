@@ -109,7 +109,7 @@ def test_the_worker_image_has_cuda_torch_vllm_deepspeed_and_the_gpu_extras(docke
     runs = " ".join(expand_args(i.arguments, defaults) for i in instructions if i.keyword == "RUN")
     assert "--index-url https://download.pytorch.org/whl/cu" in runs and " torch" in runs
     assert f'"vllm=={defaults["VLLM_VERSION"]}"' in runs
-    assert '".[train,gpu]"' in runs
+    assert '".[train,gpu,worker]"' in runs
     # DeepSpeed comes with the `train` extra.
     assert "deepspeed" in (REPO_ROOT / "pyproject.toml").read_text().split("train = [", 1)[1].split("]")[0]
 

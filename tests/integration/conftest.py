@@ -85,7 +85,10 @@ def wait_http(url: str, service: Service, timeout_s: float = 120.0) -> None:
 
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_", "MLFLOW_"))}
+    # The cluster's `python ...` job entrypoints must run this venv's interpreter.
+    venv_bin = str(Path(sys.executable).parent)
     env.update(
+        PATH=os.pathsep.join([venv_bin, env.get("PATH", "")]),
         MLFLOW_DISABLE_TELEMETRY="true",
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         DO_NOT_TRACK="1",
@@ -105,6 +108,7 @@ class RayCluster:
     head_node_id: str
     worker_node_id: str
     services: list[Service] = field(default_factory=list)
+    client_address: str = ""  # ray://127.0.0.1:PORT, the head's Ray Client server
 
     def running_tasks(self, name_prefix: str = "") -> list:
         """Ray tasks in state RUNNING (optionally whose name starts with `name_prefix`)."""
@@ -141,7 +145,7 @@ def ray_cluster(bucket: S3Bucket) -> Iterator[RayCluster]:
     # Ray's socket paths must stay short: a folder of our own directly under /tmp.
     temp_dir = Path(tempfile.mkdtemp(prefix="cdray-", dir="/tmp"))
     env = {**base_env(), **bucket.env()}
-    gcs_port, dashboard_port = free_port(), free_port()
+    gcs_port, dashboard_port, client_port = free_port(), free_port(), free_port()
     common = [
         "--node-ip-address",
         "127.0.0.1",
@@ -168,6 +172,8 @@ def ray_cluster(bucket: S3Bucket) -> Iterator[RayCluster]:
             "127.0.0.1",
             "--dashboard-port",
             str(dashboard_port),
+            "--ray-client-server-port",
+            str(client_port),
             *common,
         ],
         env,
@@ -197,7 +203,12 @@ def ray_cluster(bucket: S3Bucket) -> Iterator[RayCluster]:
         nodes = _node_ids(dashboard_url, 2)
         worker_node = next(n for n in nodes if n.node_id != head_node.node_id)
         yield RayCluster(
-            f"127.0.0.1:{gcs_port}", dashboard_url, head_node.node_id, worker_node.node_id, services
+            f"127.0.0.1:{gcs_port}",
+            dashboard_url,
+            head_node.node_id,
+            worker_node.node_id,
+            services,
+            client_address=f"ray://127.0.0.1:{client_port}",
         )
     finally:
         for service in reversed(services):
