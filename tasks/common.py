@@ -1,121 +1,84 @@
-"""What every pipeline task shares: cache keys, the retry rule, result storage, Ray submission.
+"""One decorator that turns a stage function into a Prefect task: cached, retried, logged, published.
 
-Cache keys are built from what a task's output depends on and nothing else: the digests of its
-input artifacts (`ArtifactRef.digest`, not the URI, not the data), the digest of the config
-sections it reads, and the code version. So a rerun with the same inputs is a cache hit, and a
-change to one stage's config reruns that stage and, through the new output digest, everything
-after it.
-
-Retries are for the outside world only: a lost Ray worker, a 5xx or timeout from a server, a
-network fault talking to S3. An error in data, config or code fails at once: retrying it would
-only fail again, slower.
+The stage itself (codedance_core.stages) does the work and decides how it is launched; this layer adds
+only what Prefect is for:
+- caching: the cache key is the stage's own key (`stage_key`: its inputs' digests and the code its
+  module reaches), so a rerun with nothing changed is a cache hit and an edit anywhere the stage's
+  code reaches reruns it. Cache records are SERIALIZABLE under a lock manager, so two flow runs
+  that reach the same stage at once (the lifecycle and the weekly retrain) compute it once: the
+  second waits for the lock, then reads the first one's result.
+- retries with backoff, only for faults of the outside world (`is_infrastructure_fault`);
+- the stage's progress lines in the task run's log;
+- the stage's result as Prefect artifacts (tables, reports, links) for the UI.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
-import signal
-import threading
-from collections.abc import Callable, Mapping
-from functools import cache
+import inspect
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from prefect import Task, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
+from prefect.locking.filesystem import FileSystemLockManager
 
-from codedance_core.config.base import canonical_json
-from codedance_core.storage import ArtifactRef, is_remote, join_uri
+from codedance_core.stages.context import StageContext
+from codedance_core.stages.faults import is_infrastructure_fault
+from codedance_core.stages.keys import stage_key
+from codedance_core.stages.results import Evaluation, FilterOutcome, SynthesisOutcome
+from codedance_core.storage import is_remote, join_uri
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "codedance_core"
-
-
-# The parts of the library each task's output depends on: a change to one of them reruns the
-# task; a change elsewhere (the evaluation harness, say) leaves its cached results valid.
-CODE_PARTS: dict[str, tuple[str, ...]] = {
-    "build_tiny_model": ("models", "data/suite", "config"),
-    "register_checkpoint_folder": ("storage",),
-    "synthesise_suite": ("data", "agent/prompts.py", "config/data.py"),
-    "validate_dataset": ("data", "config/data.py"),
-    "train_weak_model_task": ("filtering/weak_model.py", "models", "config"),
-    "filter_rows": ("filtering", "agent", "rewards", "sandbox", "engines", "models", "config"),
-    "synthesize_trajectories": ("synthesis", "sandbox", "rewards", "agent", "data", "models/images.py", "config"),
-    "train_sft_stage": ("train", "models", "config", "agent"),
-    "train_rl_round": ("train", "models", "config", "agent", "rewards", "sandbox", "engines"),
-    "register_and_promote": ("tracking",),
-    "evaluate_checkpoint_task": ("evaluation", "agent", "rewards", "sandbox", "engines", "models", "config"),
-}
+RETRY_DELAYS_S = [10, 60]
 
 
-@cache
-def code_version(parts: tuple[str, ...] = ()) -> str:
-    """sha256 of the library source a task depends on (all of codedance_core when unspecified)."""
-    digest = hashlib.sha256()
-    roots = [PACKAGE_ROOT / part for part in parts] or [PACKAGE_ROOT]
-    files = sorted({f for root in roots for f in ([root] if root.is_file() else root.rglob("*.py"))})
-    for path in files:
-        digest.update(str(path.relative_to(PACKAGE_ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def stage_task(stage_fn: Callable[..., Any]) -> Task:
+    """A Prefect task running `stage_fn` (a `@stage` function) with its logs going to the task run."""
+    signature = inspect.signature(stage_fn)
+
+    @functools.wraps(stage_fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        context: StageContext = bound.arguments["ctx"]
+        bound.arguments["ctx"] = context.with_log(get_run_logger().info)
+        result = stage_fn(*bound.args, **bound.kwargs)
+        publish(result)
+        return result
+
+    return task(
+        run, name=stage_fn.__name__, cache_policy=stage_cache_policy(stage_fn), persist_result=True,
+        retries=len(RETRY_DELAYS_S), retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=retry_on_infrastructure,
+    )
 
 
-def fingerprint(value: Any) -> Any:
-    """The part of a task input that its output depends on, as JSON-able data."""
-    if type(value).__name__ == "Tracking":  # where results are logged does not change them
-        return None
-    if isinstance(value, ArtifactRef):
-        return {"artifact": value.digest}
-    if isinstance(value, BaseModel):
-        digest = getattr(value, "digest", None)
-        if callable(digest):
-            return {"config": digest()}
-        return fingerprint(value.model_dump(mode="json"))
-    if isinstance(value, Mapping):
-        return {str(k): fingerprint(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [fingerprint(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def stage_cache_policy(stage_fn: Callable[..., Any], lock_dir: Path | None = None) -> CachePolicy:
+    """The stage's own key as the cache key, serialised by a lock in `lock_dir`."""
+    policy = CacheKeyFnPolicy(cache_key_fn=lambda _context, parameters: stage_key(stage_fn, parameters))
+    if lock_dir is None:
+        return policy
+    return policy.configure(isolation_level="SERIALIZABLE", lock_manager=FileSystemLockManager(lock_dir))
 
 
-def stage_cache_key(context: Any, parameters: Mapping[str, Any]) -> str:
-    """Prefect cache_key_fn: task name + code version + fingerprints of the inputs."""
-    payload = {
-        "task": context.task.name,
-        "code": code_version(CODE_PARTS.get(context.task.name, ())),
-        "inputs": {name: fingerprint(value) for name, value in sorted(parameters.items())},
-    }
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+def lock_dir_for(store_root: str) -> Path:
+    """Where cache locks live: beside a local store (every flow run on this machine sees them);
+    for an S3 store a local folder, which serialises the flow runs of this host: flows on several
+    hosts sharing one store need a shared lock manager (prefect-redis's RedisLockManager)."""
+    if is_remote(store_root):
+        return Path.home() / ".codedance" / "locks"
+    return Path(store_root) / "locks"
 
 
-# -- what is worth retrying --------------------------------------------------------------------
-_INFRA_NAMES = {
-    # Ray: a worker, node or object went away under us.
-    "RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError",
-    "RaySystemError", "ActorDiedError", "ActorUnavailableError", "ObjectFetchTimedOutError",
-    # HTTP and S3 clients: the server or the network failed.
-    "ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "RemoteProtocolError",
-    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ClientConnectorError",
-    "ServerDisconnectedError",
-    # The sandbox lost a worker process.
-    "WorkerDied",
-}
-
-
-def is_infrastructure_fault(error: BaseException) -> bool:
-    """True for faults of the outside world (retry), False for errors in data, config or code."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if type(current).__name__ in _INFRA_NAMES or isinstance(current, (ConnectionError, TimeoutError)):
-            return True
-        status = getattr(getattr(current, "response", None), "status_code", None)
-        if isinstance(status, int) and (status >= 500 or status == 429):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+def configured(stage: Task, store_root: str) -> Task:
+    """The task with results persisted in the store and cache records locked: what flows run."""
+    stage_fn = stage.fn.__wrapped__
+    return stage.with_options(
+        result_storage=result_storage(store_root),
+        cache_policy=stage_cache_policy(stage_fn, lock_dir_for(store_root)),
+    )
 
 
 def retry_on_infrastructure(task: Any, task_run: Any, state: Any) -> bool:
@@ -133,6 +96,7 @@ def result_storage_path(store_root: str) -> str:
     return join_uri(root, "prefect-results")
 
 
+@functools.cache
 def result_storage(store_root: str) -> str:
     """A saved Prefect filesystem block for task results (local folder, or fsspec for s3://);
     returns its slug. Prefect needs result storage saved server-side so that every worker that
@@ -147,69 +111,29 @@ def result_storage(store_root: str) -> str:
     return f"{kind}/{name}"
 
 
-# -- Ray ---------------------------------------------------------------------------------------
-def ensure_ray(num_cpus: int | None = None) -> None:
-    """Connect to RAY_ADDRESS when set, else start a small local Ray (once per process)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        _init_keeping_sigterm_handler(address=address, ignore_reinit_error=True, log_to_driver=True)
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    _init_keeping_sigterm_handler(
-        num_cpus=num_cpus or os.cpu_count() or 2,
-        object_store_memory=256 * 1024 * 1024,  # else Ray claims a large share of RAM
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=True,
-    )
+# -- what the Prefect UI shows of a stage's result -------------------------------------------------
+def publish(result: Any) -> None:
+    """Tables, reports and links for the typed results that have something to show."""
+    if isinstance(result, Evaluation):
+        key = artifact_key(f"eval-{result.label}")
+        create_table_artifact([{"checkpoint": result.label, **_scalars(result.stats)}], key=key,
+                              description=f"Evaluation of {result.label}")
+        create_link_artifact(result.results.uri, link_text=f"{result.label}: results, viewer and plot",
+                             key=f"{key}-results")
+    elif isinstance(result, FilterOutcome) and result.markdown:
+        create_markdown_artifact(result.markdown, key="filter-report", description="Pass rates and buckets per data_source")
+    elif isinstance(result, SynthesisOutcome):
+        rows = [{"family": family, **_scalars(values, as_text=True)} for family, values in result.stats.get("families", {}).items()]
+        create_table_artifact(rows, key="synthesis-stats", description="Kept and rejected trajectories per family")
 
 
-def _init_keeping_sigterm_handler(**options: Any) -> None:
-    """ray.init, without losing the process's own SIGTERM handler.
-
-    ray.init replaces the SIGTERM handler with `sys.exit`. When a flow run is cancelled, the
-    Prefect worker SIGTERMs the flow-run process, and Prefect's handler is what turns that
-    signal into a cancellation (state Cancelled, on_cancellation hooks); under Ray's, the run
-    ends Crashed. Either way `run_on_ray` cancels its Ray task on the way out. Ray's handler is
-    kept only when the process had none of its own (a plain script).
-    """
-    import ray
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    ray.init(**options)
-    if callable(previous):
-        signal.signal(signal.SIGTERM, previous)
+def artifact_key(text: str) -> str:
+    """Prefect artifact keys are lowercase letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
 
 
-def run_on_ray(
-    fn: Callable[..., Any],
-    *args: Any,
-    name: str,
-    num_cpus: float = 1,
-    num_gpus: float = 0,
-    memory_gb: float | None = None,
-    **kwargs: Any,
-) -> Any:
-    """Run `fn` as a Ray task with the stage's resources and wait for it.
-
-    The worker side imports only codedance_core. If the wait is interrupted (the flow run was
-    cancelled, the task timed out) the Ray task is cancelled, so no work is left running.
-    """
-    import ray
-
-    ensure_ray()
-    options: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "name": name, "max_retries": 0}
-    if memory_gb:
-        options["memory"] = int(memory_gb * 1024**3)
-    ref = ray.remote(fn).options(**options).remote(*args, **kwargs)
-    try:
-        return ray.get(ref)
-    except BaseException as error:
-        if not is_infrastructure_fault(error):
-            ray.cancel(ref, force=True, recursive=True)
-        raise
+def _scalars(values: dict, as_text: bool = False) -> dict:
+    """Table cells must be scalars: other values are dropped, or written as text."""
+    if as_text:
+        return {k: v if isinstance(v, (int, float, str)) else str(v) for k, v in values.items()}
+    return {k: v for k, v in values.items() if isinstance(v, (int, float, str))}

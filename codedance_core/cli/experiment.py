@@ -3,15 +3,18 @@
     codedance experiment mini                        # 5 arms x 3 seeds on the tiny profile (< 60 min, 2 cores)
     codedance experiment mini --smoke                # 1 seed, tiny data, few steps: checks the machinery
     codedance experiment mini --seeds 1 --set grpo.max_steps=16 --out /tmp/mini
-    codedance experiment mini --tracking-uri sqlite:///.codedance/mlflow.db   # also log to MLflow
+    codedance experiment mini --tracking-uri sqlite:///elsewhere.db         # log to another MLflow
 
-Rerunning the same command resumes: each finished (arm, seed) result in OUT/results is reused.
+It runs the `mini-codedance` Prefect flow (flows/experiment.py) over the lifecycle's stages, so it
+needs the orchestrator's install (`make setup`). Rerunning the same command resumes: every stage whose
+inputs, settings and code did not change is a cache hit.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -43,44 +46,43 @@ def mini(
     arms: Annotated[
         list[str] | None, typer.Option("--arm", help="Run only these arms (repeatable); default all five.")
     ] = None,
-    work_dir: Annotated[
-        str, typer.Option("--work-dir", help="Models, data and evaluation outputs (large; not committed).")
-    ] = ".codedance/experiments/mini",
+    store: Annotated[
+        str | None, typer.Option("--store", help="Artifact store of every stage's outputs (default: the profile's).")
+    ] = None,
     tracking_uri: Annotated[
-        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI; nothing is logged without it.")
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: the profile's).")
     ] = None,
     artifact_root: Annotated[
-        str, typer.Option("--artifact-root", help="Where MLflow stores the report and plots it logs.")
-    ] = ".codedance/mlartifacts",
+        str | None, typer.Option("--artifact-root", help="Where MLflow stores the runs' artifacts (default: the profile's).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Train and evaluate the five arms for each seed, then write the markdown report and plots."""
     from pydantic import ValidationError
 
     from codedance_core.config.loader import ConfigError
-    from codedance_core.experiments.mini import ARMS, MiniConfig, run_mini
+    from codedance_core.experiments.mini import ARMS
 
     try:
-        config = MiniConfig(
-            profile=profile, overrides=overrides or [], seeds=list(range(1 if smoke else seeds)),
-            arms=arms or list(ARMS), smoke=smoke, out_dir=out, work_dir=work_dir, tracking_uri=tracking_uri,
-            artifact_root=artifact_root,
-            corpus_rows=60 if smoke else 400,
+        from flows.experiment import MiniParameters, mini_experiment
+    except ImportError as error:
+        err_console.print(f"[red]the experiment runs as a Prefect flow: install the orchestrator ({error})[/red]")
+        raise typer.Exit(2) from None
+    try:
+        params = MiniParameters(
+            profile=profile, overrides=overrides or [], seeds=seeds, arms=arms or list(ARMS), smoke=smoke,
+            out_dir=out, store_root=store, tracking_uri=tracking_uri, artifact_root=artifact_root,
         )
+        config = params.config()
         config.base_profile()  # a bad override fails here, before any work
     except (ConfigError, ValidationError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    progress = err_console if as_json else console
-
-    def log(line: str) -> None:
-        # Not markup: "[seed 0]" would be read as a style tag and vanish.
-        progress.print(line, markup=False, highlight=False)
-
-    outcome = run_mini(config, command=command_line(config, seeds), log=log)
-    summary = json.loads((outcome.out_dir / "summary.json").read_text())
+    outcome = mini_experiment(params, command=command_line(config, seeds))
+    report = Path(outcome["report"])
+    summary = json.loads((report.parent / "summary.json").read_text())
     if as_json:
-        print(json.dumps({"report": str(outcome.report), "seconds": outcome.seconds, "claims": summary["claims"],
+        print(json.dumps({"report": str(report), "seconds": outcome["seconds"], "claims": summary["claims"],
                           "arms": summary["arms"]}))
         return
     table = Table(title="Mini-CodeDance claims")
@@ -89,7 +91,7 @@ def mini(
     for claim in summary["claims"]:
         table.add_row(claim["claim"], claim["verdict"], claim["numbers"])
     console.print(table)
-    console.print(f"Report: {outcome.report} ({outcome.seconds / 60:.1f} min)")
+    console.print(f"Report: {report} ({outcome['seconds'] / 60:.1f} min)")
 
 
 def command_line(config: MiniConfig, seeds: int) -> str:
@@ -97,11 +99,12 @@ def command_line(config: MiniConfig, seeds: int) -> str:
     from codedance_core.experiments.mini import ARMS
 
     parts = ["codedance", "experiment", "mini", "--smoke" if config.smoke else f"--seeds={seeds}",
-             f"--out={config.out_dir}", f"--profile={config.profile}", f"--work-dir={config.work_dir}"]
+             f"--out={config.out_dir}", f"--profile={config.profile}"]
     parts += [f"--set={override}" for override in config.overrides]
     if config.arms != list(ARMS):
         parts += [f"--arm={arm}" for arm in config.arms]
-    if config.tracking_uri:
-        parts += [f"--tracking-uri={config.tracking_uri}", f"--artifact-root={config.artifact_root}"]
+    for flag, value in (("--store", config.store_root), ("--tracking-uri", config.tracking_uri),
+                        ("--artifact-root", config.artifact_root)):
+        if value:
+            parts.append(f"{flag}={value}")
     return shlex.join(parts)
-

@@ -30,6 +30,7 @@ def _mount_subcommands() -> None:
         evaluate,
         experiment,
         filter,
+        lifecycle,
         model,
         rewards,
         rollout,
@@ -51,6 +52,7 @@ def _mount_subcommands() -> None:
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(train.app, name="train")
     app.add_typer(experiment.app, name="experiment")
+    app.command("lifecycle")(lifecycle.lifecycle_command)
 
 
 _mount_subcommands()

@@ -1,23 +1,25 @@
 """`codedance train`: supervised fine-tuning on trajectory rows, and GRPO with the BAT reward.
 
     codedance train sft --config tiny --data sft.parquet --model .codedance/models/tiny --out runs/sft
-    codedance train sft --config paper --data s3://bucket/sft.parquet --model /models/qwen7b --out runs/sft --ray
-    codedance train sft --config paper ... --dry-run      # validate and plan resources, train nothing
-    codedance train rl --config tiny --data rl.parquet --model runs/sft/model --out runs/rl \
+    codedance train sft --config paper --data s3://bucket/sft.parquet --model /models/qwen7b --dry-run
+    codedance train rl --config tiny --data rl.parquet --model runs/sft/model --out runs/rl \\
         --set grpo.learning_rate=1e-3 --set grpo.prompts_per_step=4
-    codedance train rl --config paper --data s3://bucket/rl.parquet --model /models/sft7b --out runs/rl --dry-run
 
-The RL settings are the profile's `grpo` section (`GRPOConfig`, defaults = the original's 7B run),
-with the profile's `rollout`, `rewards`, `sandbox` and `engine` sections for the tool loop.
+Each command runs the lifecycle's own stage (codedance_core/stages/training.py): the same launch as
+in the flows, planned from the profile (a Ray task for one CPU worker, Ray Train for several workers
+or GPUs; RAY_ADDRESS picks the cluster, a dashboard address submits a Ray job). The trained model and
+its checkpoints go to the artifact store (`--store`, default the profile's); `--out` also gets a copy
+of the final model and the per-step metrics. Running the same command again resumes from the last
+complete checkpoint of the same stage call (same data, model, settings and code).
 
-The SFT settings are the profile's `sft` section (`SFTConfig`), overridden by dotted paths
-(`--set sft.max_steps=20`). Running the same command again with the same `--out` resumes from
-the last complete checkpoint.
+The SFT settings are the profile's `sft` section; RL reads `grpo` with the `rollout`, `rewards`,
+`sandbox` and `engine` sections. Override any field by dotted path (`--set sft.max_steps=20`).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,148 +27,111 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(
-    help="Train the policy: multi-turn SFT and GRPO + BAT (resumable; CPU, or Ray on GPUs).", no_args_is_help=True
+    help="Train the policy: multi-turn SFT and GRPO + BAT (resumable; a Ray task on CPU, Ray Train on GPUs).",
+    no_args_is_help=True,
 )
 console = Console()
 err_console = Console(stderr=True)
 
+DataOpt = Annotated[str, typer.Option("--data", help="Training rows (parquet), local or s3://.")]
+ModelOpt = Annotated[str, typer.Option("--model", help="Model directory to start from (local, or a stored one).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Also copy the final model (OUT/model) and metrics here.")]
+ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Profile name (configs/NAME.yaml) or YAML path.")]
+OverrideOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override by dotted path, e.g. sft.max_steps=20.")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Artifact store for the model and checkpoints (default: the profile's).")]
+TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="Log the run to this MLflow server (default: not logged).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate the config and print the launch plan only.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
 
 @app.command("sft")
 def sft(
-    data: Annotated[str, typer.Option("--data", help="SFT parquet (messages + images), local or s3://.")],
-    model: Annotated[
-        Path, typer.Option("--model", help="Model directory to start from (tiny or Qwen2.5-VL).")
-    ],
-    out: Annotated[
-        Path, typer.Option("--out", help="Run directory: metrics.jsonl, checkpoints, final model.")
-    ],
-    config: Annotated[
-        str, typer.Option("--config", "-c", help="Profile name (configs/NAME.yaml) or YAML path.")
-    ] = "tiny",
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="Override by dotted path, e.g. sft.max_steps=20.")
-    ] = None,
-    checkpoints: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoints", help="Where checkpoints go (folder or s3://); default OUT/checkpoints."
-        ),
-    ] = None,
-    use_ray: Annotated[
-        bool, typer.Option("--ray", help="Run under Ray Train (RAY_ADDRESS or a local Ray).")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate the config and print the plan only.")
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    data: DataOpt, model: ModelOpt, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
+    store: StoreOpt = None, tracking_uri: TrackingOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False,
 ) -> None:
-    """Fine-tune on multi-turn trajectories, loss on assistant tokens only; resumes from OUT's checkpoints."""
-    from codedance_core.config.loader import ConfigError, load_profile
-    from codedance_core.train.distributed import plan_resources
+    """Fine-tune on multi-turn trajectories, loss on assistant tokens only; resumes from the store's checkpoints."""
+    from codedance_core.stages.training import sft_plan, train_sft
 
-    try:
-        sft_config = load_profile(config, overrides or []).sft
-    except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    profile = _load(config, overrides)
     if dry_run:
-        plan = {"config": sft_config.model_dump(mode="json"), "resources": plan_resources(sft_config)}
-        print(json.dumps(plan)) if as_json else console.print_json(json.dumps(plan))
+        _print_plan(sft_plan(profile.sft), {"sft": profile.sft.model_dump(mode="json")}, as_json)
         return
-    summary = _run(sft_config, data, model, out, checkpoints, use_ray)
-    if as_json:
-        print(json.dumps(summary, default=str))
-        return
-    console.print(
-        f"[green]SFT done[/green]: {summary['steps']} steps, final loss {summary['final_loss']:.4f}, "
-        f"{summary['tokens_per_s']:.0f} tokens/s; model in {summary['model_dir']}"
-        + (f" (resumed from {summary['resumed_from']})" if summary.get("resumed_from") else "")
-    )
-
-
-def _run(sft_config: Any, data: str, model: Path, out: Path, checkpoints: str | None, use_ray: bool) -> dict:
-    if use_ray:
-        from codedance_core.train.ray_train import train_sft_on_ray
-
-        return train_sft_on_ray(sft_config, data, model, out, checkpoints)
-    from codedance_core.train.sft import train_sft
-
-    result = train_sft(sft_config, data, model, out, checkpoint_uri=checkpoints)
-    return {
-        "steps": result.steps,
-        "final_loss": result.final_loss,
-        "tokens_per_s": result.tokens_per_s,
-        "model_dir": str(result.model_dir),
-        "resumed_from": result.resumed_from,
-        "data": result.data,
-    }
+    trained = train_sft(profile.sft, *_inputs(data, model), _context(profile, store, tracking_uri, as_json))
+    _finish("SFT", trained, out, store or profile.store.root, as_json)
 
 
 @app.command("rl")
 def rl(
-    data: Annotated[str, typer.Option("--data", help="RL parquet (the released layout or the suite's), local or s3://.")],
-    model: Annotated[Path, typer.Option("--model", help="Model directory to start from (the SFT model).")],
-    out: Annotated[Path, typer.Option("--out", help="Run directory: metrics.jsonl, trajectories/, checkpoints, model.")],
-    config: Annotated[
-        str, typer.Option("--config", "-c", help="Profile name (configs/NAME.yaml) or YAML path.")
-    ] = "tiny",
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="Override by dotted path, e.g. grpo.max_steps=20.")
-    ] = None,
-    checkpoints: Annotated[
-        str | None, typer.Option("--checkpoints", help="Where checkpoints go (folder or s3://); default OUT/checkpoints.")
-    ] = None,
-    use_ray: Annotated[bool, typer.Option("--ray", help="Run under Ray Train (RAY_ADDRESS or a local Ray).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate the config and print the plan only.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    data: DataOpt, model: ModelOpt, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
+    store: StoreOpt = None, tracking_uri: TrackingOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False,
 ) -> None:
-    """GRPO with the BAT reward on multi-turn tool rollouts; resumes from OUT's checkpoints."""
+    """GRPO with the BAT reward on multi-turn tool rollouts; resumes from the store's checkpoints."""
+    from codedance_core.stages.training import rl_plan, train_rl
+
+    profile = _load(config, overrides)
+    sections = (profile.grpo, profile.rollout_for("rl"), profile.rewards, profile.sandbox, profile.engine)
+    if dry_run:
+        shown = {name: section.model_dump(mode="json")
+                 for name, section in zip(("grpo", "rollout", "rewards", "sandbox", "engine"), sections, strict=True)}
+        _print_plan(rl_plan(profile.grpo, profile.engine), shown, as_json)
+        return
+    trained = train_rl(*sections, 1, *_inputs(data, model), _context(profile, store, tracking_uri, as_json))
+    _finish("GRPO", trained, out, store or profile.store.root, as_json)
+
+
+def _load(config: str, overrides: list[str] | None) -> Any:
     from codedance_core.config.loader import ConfigError, load_profile
-    from codedance_core.train.grpo_ray import plan_grpo_resources
 
     try:
-        profile = load_profile(config, overrides or [])
+        return load_profile(config, overrides or [])
     except ConfigError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    grpo_config = profile.grpo
-    sections = {name: getattr(profile, name) for name in ("rollout", "rewards", "sandbox", "engine")}
-    if dry_run:
-        plan = {
-            "config": grpo_config.model_dump(mode="json"),
-            "resources": plan_grpo_resources(grpo_config, profile.engine),
-            **{name: section.model_dump(mode="json") for name, section in sections.items()},
-        }
-        print(json.dumps(plan)) if as_json else console.print_json(json.dumps(plan))
-        return
-    summary = _run_rl(grpo_config, sections, data, model, out, checkpoints, use_ray)
+
+
+def _inputs(data: str, model: str) -> tuple[Any, Any]:
+    """The two inputs as artifact references (their digests key the stage call)."""
+    from codedance_core.storage import artifact_ref
+
+    try:
+        return artifact_ref(data), artifact_ref(model)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _context(profile: Any, store: str | None, tracking_uri: str | None, quiet: bool) -> Any:
+    from codedance_core.stages import StageContext, Tracking
+
+    tracking = Tracking.of(tracking_uri, profile.tracking.experiment, profile.tracking.artifact_root) if tracking_uri else None
+    log = err_console.print if quiet else console.print
+    return StageContext(store or profile.store.root, tracking, log=lambda line: log(line, markup=False, highlight=False))
+
+
+def _print_plan(plan: Any, sections: dict[str, Any], as_json: bool) -> None:
+    from codedance_core.stages.ray_address import ray_address_from_env
+
+    shown = {"plan": plan.describe(ray_address_from_env()), **sections}
+    print(json.dumps(shown, default=str)) if as_json else console.print_json(json.dumps(shown, default=str))
+
+
+def _finish(what: str, trained: Any, out: Path | None, store_root: str, as_json: bool) -> None:
+    """Copy the model and metrics to --out when asked, then print the summary."""
+    from codedance_core.storage import ArtifactStore
+
+    store = ArtifactStore(store_root)
+    model_dir = store.local_directory(trained.model)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(model_dir, out / "model", dirs_exist_ok=True)
+        if trained.metrics is not None:
+            (out / "metrics.jsonl").write_bytes(store.read_bytes(trained.metrics.uri))
+        model_dir = out / "model"
+    summary = {"steps": trained.steps, "model": trained.model.uri, "model_dir": str(model_dir),
+               "metrics": trained.metrics.uri if trained.metrics else None, "resumed_from": trained.resumed_from}
     if as_json:
-        print(json.dumps(summary, default=str))
+        print(json.dumps(summary))
         return
-    last = summary.get("last") or {}
-    console.print(
-        f"[green]GRPO done[/green]: {summary['steps']} steps, reward {last.get('reward_mean', float('nan')):.3f}, "
-        f"accuracy {last.get('accuracy', float('nan')):.3f}; model in {summary['model_dir']}"
-        + (f" (resumed from {summary['resumed_from']})" if summary.get("resumed_from") else "")
-    )
-
-
-def _run_rl(
-    grpo_config: Any, sections: dict[str, Any], data: str, model: Path, out: Path, checkpoints: str | None, use_ray: bool
-) -> dict:
-    if use_ray:
-        from codedance_core.train.grpo_ray import train_grpo_on_ray
-
-        return train_grpo_on_ray(grpo_config, data, model, out, checkpoints, **sections)
-    from codedance_core.train.grpo import train_grpo
-    from codedance_core.train.grpo_ray import judge_for
-
-    result = train_grpo(
-        grpo_config, data, model, out, checkpoint_uri=checkpoints, judge=judge_for(sections["rewards"]), **sections
-    )
-    return {
-        "steps": result.steps,
-        "model_dir": str(result.model_dir),
-        "resumed_from": result.resumed_from,
-        "last": result.history[-1] if result.history else {},
-    }
+    console.print(f"[green]{what} done[/green]: {trained.steps} steps; model {trained.model.uri} ({trained.model.short_digest})"
+                  + (f", copied to {model_dir}" if out is not None else "")
+                  + (f" (resumed from {trained.resumed_from})" if trained.resumed_from else ""))

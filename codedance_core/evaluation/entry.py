@@ -6,12 +6,25 @@ import asyncio
 from pathlib import Path
 
 from codedance_core.config.evaluation import EvalConfig
+from codedance_core.config.model import EngineConfig
 
 
-def run_evaluation(config: EvalConfig, show_progress: bool = True):
-    """Build the engine the config names and run the evaluation; returns `EvalOutputs`."""
+def run_evaluation(config: EvalConfig, show_progress: bool = True, engine: EngineConfig | None = None):
+    """Build the engine the config names and run the evaluation; returns `EvalOutputs`.
+
+    A local checkpoint runs in-process with transformers, or with vLLM when `engine` says so (a GPU
+    worker of the paper profile); served models are reached over HTTP."""
     from codedance_core.evaluation.runner import EvalRunner
 
+    if config.model_dir and engine is not None and engine.kind == "vllm":
+        from codedance_core.engines.vllm import VLLMEngine
+        from codedance_core.models.images import pixel_bounds
+
+        served = VLLMEngine.from_config(engine.model_copy(update={"model": config.model_dir}))
+        name = config.model_name or Path(config.model_dir).name
+        runner = EvalRunner(config, served, name, pixel_bounds=pixel_bounds(served.image_processor),
+                            show_progress=show_progress, batched=True)
+        return asyncio.run(runner.run())
     if config.model_dir:
         from codedance_core.engines.hf import HFEngine
         from codedance_core.models import load_model_bundle

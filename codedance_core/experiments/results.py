@@ -1,9 +1,8 @@
 """Where the Mini-CodeDance results live, and what each records about the code that made it.
 
-Each (arm, seed) result is one JSON file, written whole or not at all, so a run that stops
-resumes from the results it has. A result is reused only when it was made with the same config
-(its digest); the digest covers the config, not the code, so a result made by other code is
-reused too, with a warning that names both commits.
+Each (arm, seed) result is one JSON file, written whole or not at all, beside the report that is
+made from them. They are outputs, not a cache: a rerun recomputes them from the stages' cached
+outputs (the Prefect cache decides what reruns).
 """
 
 from __future__ import annotations
@@ -36,24 +35,8 @@ def current_commit() -> str | None:
     return source_commit()
 
 
-def other_code_warning(saved: Mapping[str, Any]) -> str:
-    """A warning when a reused result was made by other code: the digest covers the config only."""
-    made_by, now = saved.get("commit"), current_commit()
-    if made_by == now:
-        return ""
-    return f" (made at commit {made_by or 'unknown'}, this checkout is at {now}: use a fresh --work-dir and --out if the code changed)"
-
-
 def result_path(out_dir: Path, arm: str, seed: int) -> Path:
     return out_dir / "results" / f"{arm}-seed{seed}.json"
-
-
-def load_result(path: Path, digest: str) -> dict[str, Any] | None:
-    """A saved result made with the same config; None if absent or made with another config."""
-    if not path.exists():
-        return None
-    saved = json.loads(path.read_text())
-    return saved if saved.get("config_digest") == digest else None
 
 
 def save_result(path: Path, result: Mapping[str, Any]) -> None:
@@ -77,15 +60,12 @@ def copy_probe_record(model_dir: Path) -> dict[str, Any] | None:
 RL_CURVE_KEYS = ("accuracy", "tool_call_rate", "exec_success_rate", "reward_mean")
 
 
-def rl_training_curve(run_dir: Path) -> list[dict[str, float]]:
-    """One GRPO run's per-step RL_CURVE_KEYS from its metrics.jsonl, by step; [] if it has none.
+def rl_training_curve(metrics_jsonl: str) -> list[dict[str, float]]:
+    """One GRPO run's per-step RL_CURVE_KEYS from the text of its metrics.jsonl, by step.
 
     A step logged twice (a run resumed from a checkpoint before it) counts once, as last logged."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
     by_step: dict[int, dict[str, float]] = {}
-    for line in path.read_text().splitlines():
+    for line in metrics_jsonl.splitlines():
         if line.strip():
             row = json.loads(line)
             by_step[int(row["step"])] = {"step": row["step"], **{key: row[key] for key in RL_CURVE_KEYS if key in row}}

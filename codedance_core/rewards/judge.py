@@ -90,6 +90,16 @@ def resolve_base_urls(config: JudgeConfig) -> list[str]:
     return urls
 
 
+def judge_if_configured(config: JudgeConfig) -> LLMJudge | None:
+    """The LLM judge when an endpoint is configured (in the config or its environment variable),
+    else None: answers no rule decides are then recorded as judge errors, never silently wrong."""
+    try:
+        resolve_base_urls(config)
+    except JudgeConfigError:
+        return None
+    return LLMJudge(config)
+
+
 class LLMJudge:
     """Grades answers through an OpenAI-compatible chat endpoint, with a cache and retries."""
 

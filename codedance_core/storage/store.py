@@ -171,8 +171,8 @@ class ArtifactStore:
         index, so two folders with the same files have the same digest.
         """
         local = Path(local_dir)
-        files = sorted(p for p in local.rglob("*") if p.is_file())
-        index = {str(p.relative_to(local)): {"digest": sha256_file(p), "size": p.stat().st_size} for p in files}
+        files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != DIRECTORY_INDEX)
+        index = directory_index(local)
         target = self._path(relpath)
         for path in files:
             name = str(path.relative_to(local))
@@ -203,13 +203,19 @@ class ArtifactStore:
         if (local / DIRECTORY_INDEX).exists():
             return local
         index = json.loads(self.read_bytes(f"{ref.uri}/{DIRECTORY_INDEX}"))
-        partial = local.with_name(local.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+        # Several workers of one node may fetch the same model at once: each downloads into a
+        # folder of its own, and the first to finish renames it into place.
+        partial = local.with_name(f"{local.name}.partial-{uuid.uuid4().hex[:8]}")
         for name in index:
             (partial / name).parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(f"{path}/{name}", str(partial / name))
         (partial / DIRECTORY_INDEX).write_text(json.dumps(index))
-        partial.rename(local)
+        try:
+            partial.rename(local)
+        except OSError:  # another worker got there first: its copy is the same files
+            shutil.rmtree(partial, ignore_errors=True)
+            if not (local / DIRECTORY_INDEX).exists():
+                raise
         return local
 
     # -- reading ------------------------------------------------------------------------------
@@ -266,6 +272,36 @@ class ArtifactStore:
                 pass
         if is_remote(self.root):
             self.fs.invalidate_cache()
+
+
+def directory_index(local: Path) -> dict[str, dict[str, Any]]:
+    """Every file of a folder (its index file aside) with its digest and size: what a stored folder's
+    digest is made of."""
+    files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != DIRECTORY_INDEX)
+    return {str(p.relative_to(local)): {"digest": sha256_file(p), "size": p.stat().st_size} for p in files}
+
+
+def artifact_ref(uri: str | Path) -> ArtifactRef:
+    """A reference to an existing file or folder (local, or s3:// with a manifest), for inputs that
+    were not written by the pipeline: its manifest when a store wrote it, else its digest computed
+    now (a file's bytes; a local folder's file index, as `write_directory` would record it)."""
+    text = normalize_uri(uri)
+    fs, path = filesystem(text)
+    try:
+        with fs.open(path + MANIFEST_SUFFIX, "rb") as handle:
+            return ArtifactRef.model_validate_json(handle.read())
+    except FileNotFoundError:
+        pass
+    if is_remote(text):
+        raise FileNotFoundError(f"{text} has no manifest: write it through the artifact store, or pass a local copy")
+    local = Path(path)
+    if local.is_dir():
+        index = json.dumps(directory_index(local), indent=1, sort_keys=True).encode()
+        return ArtifactRef(uri=text, digest=sha256_bytes(index), size=sum(p.stat().st_size for p in local.rglob("*") if p.is_file()))
+    if not local.is_file():
+        raise FileNotFoundError(f"{text} does not exist")
+    return ArtifactRef(uri=text, digest=sha256_file(local), size=local.stat().st_size,
+                       rows=parquet_rows(local) if local.suffix == ".parquet" else None)
 
 
 def _replace_local(source: Path, target: Path) -> None:

@@ -2,6 +2,7 @@
 
 - `sft_data`: trajectory rows -> ids with labels on assistant tokens only, images kept encoded;
 - `sft_batches`: seeded, length-grouped batch plans and collation with labels;
-- `sft`: `train_sft`, the training function; `ray_train`: the same function under Ray Train;
+- `sft`: `train_sft`, the training function (run by one process, or by every Ray Train worker of the
+  SFT stage, codedance_core/stages/training.py);
 - `checkpoint`: atomic checkpoints (local or s3://) with a `latest` pointer and exact resume.
 """

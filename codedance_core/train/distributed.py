@@ -1,7 +1,7 @@
 """Where a training process stands among its peers, and the DeepSpeed config built from a stage config.
 
 The SFT function does not know who started it: one CPU process (`codedance train sft`), a Ray Train
-worker (`ray_train.py`), or torchrun. It reads `torch.distributed`, which Ray Train and torchrun both
+worker (the training stages, codedance_core/stages/training.py), or torchrun. It reads `torch.distributed`, which Ray Train and torchrun both
 initialise, through `DistContext`; a lone process is world size 1 and every collective is a no-op.
 
 The DeepSpeed config is derived, never written by hand: batch sizes, accumulation, clipping and
@@ -106,16 +106,4 @@ def deepspeed_config(config: SFTConfig, world_size: int) -> dict[str, Any]:
         "zero_optimization": zero,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
-    }
-
-
-def plan_resources(config: SFTConfig) -> dict[str, Any]:
-    """The Ray resources a run asks for: what a dry run prints for the paper profile."""
-    return {
-        "num_workers": config.num_workers,
-        "use_gpu": config.gpus_per_worker > 0,
-        "resources_per_worker": {"CPU": config.cpus_per_worker, "GPU": config.gpus_per_worker},
-        "total_gpus": config.num_workers * config.gpus_per_worker,
-        "global_batch_size": config.batch_size * config.grad_accumulation * config.num_workers,
-        "deepspeed_stage": config.deepspeed_stage,
     }

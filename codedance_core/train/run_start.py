@@ -68,9 +68,22 @@ class RunStart:
         return not latest or self.checkpoints.step_of(latest) != step
 
 
-def append_metrics(run_dir: Path, row: dict[str, Any], callback: MetricsCallback | None) -> None:
-    """One step's row to `run_dir`/metrics.jsonl and to the callback (MLflow), keyed by its step."""
-    with open(run_dir / METRICS_FILE, "a") as handle:
-        handle.write(json.dumps(row) + "\n")
-    if callback is not None:
-        callback({key: float(value) for key, value in row.items() if key != "step"}, row["step"])
+def append_metrics(
+    run_dir: Path, row: dict[str, Any], callback: MetricsCallback | None, dist: DistContext | None = None,
+    rank_metrics: dict[str, float] | None = None,
+) -> None:
+    """One step's row to `run_dir`/metrics.jsonl and to the callback (MLflow), keyed by its step.
+
+    Call it on every rank: the main rank writes the row (the whole batch's figures); under several
+    workers each rank also hands the callback its own figures as `rank<N>/<name>`, so a slow or
+    diverging worker shows up in MLflow."""
+    dist = dist or DistContext()
+    metrics: dict[str, float] = {}
+    if dist.is_main:
+        with open(run_dir / METRICS_FILE, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        metrics.update({key: float(value) for key, value in row.items() if key != "step"})
+    if dist.distributed:
+        metrics.update({f"rank{dist.rank}/{key}": float(value) for key, value in (rank_metrics or {}).items()})
+    if callback is not None and metrics:
+        callback(metrics, row["step"])

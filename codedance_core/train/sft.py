@@ -4,8 +4,8 @@
 batches (`sft_batches`), run AdamW with a warmup + cosine schedule and gradient accumulation,
 checkpoint every K steps and at the end, and resume from the last complete checkpoint when the
 run directory already holds one. It reads its place among workers from `DistContext`, so the same
-function runs alone (`codedance train sft`), under `ray_train.train_sft_on_ray` (one worker per
-GPU) or torchrun. With `deepspeed_stage` 2/3 the DeepSpeed engine owns the step (ZeRO sharding,
+function runs alone, as every worker of a Ray Train run (the SFT stage, one worker per GPU) or
+under torchrun. With `deepspeed_stage` 2/3 the DeepSpeed engine owns the step (ZeRO sharding,
 bf16); otherwise it is plain PyTorch, wrapped in DDP when there are several workers.
 
 The loss is the token mean over every assistant token of an optimizer step -- across its
@@ -228,13 +228,13 @@ def _train_loop(
         )
         while position.batch_in_epoch < len(plan) and position.step < total:
             window = plan[position.batch_in_epoch : position.batch_in_epoch + config.grad_accumulation]
-            metrics = _optimizer_step(run, [[examples[i] for i in batch] for batch in window])
+            metrics, rank_metrics = _optimizer_step(run, [[examples[i] for i in batch] for batch in window])
             position.batch_in_epoch += len(window)
             position.step += 1
             position.tokens_seen += int(metrics["tokens"])
             bar.update(1)
             if position.step % config.log_every == 0 or position.step == total:
-                history.append(_log(run, metrics, callback, bar))
+                history.append(_log(run, metrics, rank_metrics, callback, bar))
             if position.step % config.checkpoint_every == 0 and position.step < total:
                 _save_checkpoint(run)
         if position.batch_in_epoch >= len(plan):
@@ -244,12 +244,15 @@ def _train_loop(
     return history
 
 
-def _optimizer_step(run: _Run, window: list[list[SFTExample]]) -> dict[str, float]:
-    """Forward/backward over the window's micro-batches, then one optimizer step."""
+def _optimizer_step(run: _Run, window: list[list[SFTExample]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Forward/backward over the window's micro-batches, then one optimizer step; the step's
+    figures over all workers, and this worker's own."""
     started = time.perf_counter()
     dist, config = run.dist, run.config
-    label_tokens = dist.sum_scalar(float(sum(e.label_tokens for batch in window for e in batch)))
-    tokens = dist.sum_scalar(float(sum(len(e) for batch in window for e in batch)))
+    own_label_tokens = float(sum(e.label_tokens for batch in window for e in batch))
+    own_tokens = float(sum(len(e) for batch in window for e in batch))
+    label_tokens = dist.sum_scalar(own_label_tokens)
+    tokens = dist.sum_scalar(own_tokens)
     # DDP and DeepSpeed average gradients over workers; scale back up to a global token sum.
     scale = dist.world_size / max(label_tokens, 1.0)
     if run.engine is not None:
@@ -273,6 +276,7 @@ def _optimizer_step(run: _Run, window: list[list[SFTExample]]) -> dict[str, floa
         loss_total += float(loss_sum.detach())
     grad_norm = _apply_step(run)
     seconds = time.perf_counter() - started
+    own = {"loss": loss_total / max(own_label_tokens, 1.0), "tokens": own_tokens, "step_s": seconds}
     return {
         "loss": dist.sum_scalar(loss_total) / max(label_tokens, 1.0),
         "lr": float(run.scheduler.get_last_lr()[0]) if run.engine is None else float(run.engine.get_lr()[0]),
@@ -281,7 +285,7 @@ def _optimizer_step(run: _Run, window: list[list[SFTExample]]) -> dict[str, floa
         "label_tokens": label_tokens,
         "tokens_per_s": tokens / seconds,
         "step_s": seconds,
-    }
+    }, own
 
 
 def _apply_step(run: _Run) -> float:
@@ -299,11 +303,11 @@ def _apply_step(run: _Run) -> float:
 
 
 def _log(
-    run: _Run, metrics: dict[str, float], callback: MetricsCallback | None, bar: Any
+    run: _Run, metrics: dict[str, float], rank_metrics: dict[str, float], callback: MetricsCallback | None, bar: Any
 ) -> dict[str, float]:
     row = {"step": run.position.step, "epoch": run.position.epoch, **metrics}
+    append_metrics(run.run_dir, row, callback, run.dist, rank_metrics)
     if run.dist.is_main:
-        append_metrics(run.run_dir, row, callback)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
     return row
 

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 from pydantic import ValidationError
 
-from codedance_core.agent.messages import content_parts
+from codedance_core.chat_format.messages import content_parts
 from codedance_core.data.schemas import IMAGE_MARKER, ImageRef, SFTRow
 from codedance_core.models.images import pixel_bounds, resize_for_model
 from codedance_core.models.inputs import EncodedPrompt, encode_text_with_images

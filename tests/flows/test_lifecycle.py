@@ -41,9 +41,8 @@ def check_lineage(tiny_overrides: list[str]) -> None:
     [parent] = client.search_runs([experiment.experiment_id], filter_string="tags.`codedance.flow` = 'lifecycle'")
     children = RunTracker(profile.tracking.tracking_uri, parent.info.run_id).children()
     names = sorted(client.get_run(run_id).info.run_name for run_id in children)
-    assert names == sorted(
-        ["suite-train", "suite-test", "filter", "synthesize", "sft", "evaluate-sft", "rl-round-1", "evaluate-rl-1"]
-    )
+    assert names == sorted(["base-model", "suite-train", "suite-test", "filter", "synthesize", "sft", "evaluate-sft",
+                            "rl-round-1", "evaluate-rl-1"])
     train_run = next(r for r in children if client.get_run(r).info.run_name == "suite-train")
     [dataset] = RunTracker(profile.tracking.tracking_uri, train_run).datasets()
     assert dataset["context"] == "output" and "train.parquet" in dataset["source"]
@@ -54,3 +53,24 @@ def test_a_bad_config_fails_before_any_task(prefect_server, tiny_overrides) -> N
     assert state.is_failed()
     assert "data.bogus: unknown key" in str(state.result(raise_on_failure=False))
     assert task_states(state.state_details.flow_run_id) == {}
+
+
+def test_two_workers_in_each_training_stage_run_under_ray_train(prefect_server, tiny_overrides) -> None:
+    overrides = [*tiny_overrides, "sft.num_workers=2", "grpo.num_workers=2"]
+    state = lifecycle(LifecycleParameters(profile="tiny", overrides=overrides), return_state=True)
+    assert state.is_completed(), state.message
+
+    from mlflow import MlflowClient
+
+    profile = load_profile("tiny", overrides)
+    client = MlflowClient(profile.tracking.tracking_uri)
+    experiment = client.get_experiment_by_name(profile.tracking.experiment).experiment_id
+    [parent] = client.search_runs([experiment], filter_string="tags.`codedance.flow` = 'lifecycle'",
+                                  order_by=["attributes.start_time DESC"], max_results=1)
+    stages = {client.get_run(run_id).data.tags["codedance.stage"]: client.get_run(run_id)
+              for run_id in RunTracker(profile.tracking.tracking_uri, parent.info.run_id).children()}
+    # Upstream of SFT nothing changed: this run reused the first one's data, filter and trajectories.
+    assert set(stages) == {"sft", "evaluate-sft", "rl-round-1", "evaluate-rl-1"}
+    for stage in ("sft", "rl-round-1"):
+        ranks = {name.split("/", 1)[0] for name in stages[stage].data.metrics if name.startswith("rank")}
+        assert ranks == {"rank0", "rank1"}, (stage, sorted(stages[stage].data.metrics))

@@ -27,7 +27,8 @@ from tests.integration.conftest import MlflowServer, PrefectServer, RayCluster, 
 
 pytestmark = pytest.mark.slow
 
-RAY_STAGES = {"weak-model", "filter", "sft", "rl-round-1", "evaluate-sft", "evaluate-rl-1"}
+# The stages that run as Ray tasks; SFT and RL run two Ray Train workers each (see the overrides).
+RAY_TASK_STAGES = {"base-model", "suite", "validate", "weak-model", "filter", "synthesize", "evaluate"}
 
 
 @dataclass
@@ -52,11 +53,16 @@ def lifecycle_overrides(bucket: S3Bucket, mlflow: MlflowServer, experiment: str)
         "grpo.prompts_per_step=2",
         "grpo.samples_per_prompt=2",
         "filter.k=2",
-        "filter.allow_tools=false",
-        "filter.max_new_tokens=32",
+        "filter.rollout.max_turns=1",
+        "filter.rollout.max_new_tokens=32",
         "filter.weak_train_steps=20",
-        "evaluation.max_new_tokens=512",  # a one-epoch model writes noise to the limit
+        "evaluation.rollout.max_new_tokens=512",  # a one-epoch model writes noise to the limit
         "rollout.max_new_tokens=512",
+        # Two training workers in each training stage, on the cluster's one-CPU worker node.
+        "sft.num_workers=2",
+        "sft.cpus_per_worker=0.5",
+        "grpo.num_workers=2",
+        "grpo.cpus_per_worker=0.5",
     ]
 
 
@@ -85,16 +91,30 @@ def test_the_deployment_runs_every_stage(lifecycle_run: LifecycleRun, prefect_wo
     assert "lifecycle" in prefect_worker.deploy_output
     states = task_states(lifecycle_run.flow_run_id)
     assert set(states.values()) == {"Completed"}
-    assert any(name.startswith("train_rl_round") for name in states)
+    assert any(name.startswith("train_rl") for name in states)
 
 
 def test_heavy_stages_ran_on_the_worker_node(lifecycle_run: LifecycleRun, ray_cluster: RayCluster) -> None:
-    from ray.util.state import list_tasks
+    from ray.util.state import list_actors, list_tasks
 
     finished = list_tasks(address=ray_cluster.dashboard_url, filters=[("state", "=", "FINISHED")], limit=1000)
-    nodes = {task.name: task.node_id for task in finished if task.name in RAY_STAGES}
-    assert set(nodes) == RAY_STAGES
+    nodes = {task.name: task.node_id for task in finished if task.name in RAY_TASK_STAGES}
+    assert set(nodes) == RAY_TASK_STAGES
     assert set(nodes.values()) == {ray_cluster.worker_node_id}
+    # SFT and RL: a Ray Train run of two workers each, on the worker node.
+    trainers = list_actors(address=ray_cluster.dashboard_url, filters=[("class_name", "=", "RayTrainWorker")],
+                           limit=1000)
+    assert len(trainers) >= 4 and {actor.node_id for actor in trainers} == {ray_cluster.worker_node_id}
+
+
+def test_every_rank_of_the_training_stages_logged_to_mlflow(
+    lifecycle_run: LifecycleRun, mlflow_server: MlflowServer
+) -> None:
+    client = MlflowClient(mlflow_server.url)
+    experiment = client.get_experiment_by_name(lifecycle_run.experiment).experiment_id
+    for stage in ("sft", "rl-round-1"):
+        [run] = client.search_runs([experiment], filter_string=f"tags.`codedance.stage` = '{stage}'")
+        assert {name.split("/", 1)[0] for name in run.data.metrics if name.startswith("rank")} == {"rank0", "rank1"}
 
 
 def test_lineage_leads_from_the_registered_model_back_to_the_suite_data(
@@ -111,6 +131,7 @@ def test_lineage_leads_from_the_registered_model_back_to_the_suite_data(
         for r in RunTracker(mlflow_server.url, parent.info.run_id).children()
     }
     assert {
+        "base-model",
         "suite-train",
         "suite-test",
         "filter",

@@ -1,28 +1,35 @@
-"""Small flows whose one stage runs a sleeping function on Ray, for the fault tests.
+"""A small flow whose one stage runs a sleeping function on Ray, for the fault tests.
 
-They use the pipeline's own machinery (`run_on_ray`, `retry_on_infrastructure`), so a test that
-kills their Ray worker or cancels their flow run checks what a real stage would do. This module
-is importable on the Ray workers (the cluster's PYTHONPATH holds the repository) and is the
-entrypoint of the `sleeper` test deployment.
+It uses the pipeline's own machinery (a `@stage` function launched by its plan, wrapped by
+`stage_task` with its retry rule), so a test that kills its Ray worker or cancels its flow run checks
+what a real stage would do. This module is importable on the Ray workers (the cluster's PYTHONPATH
+holds the repository) and is the entrypoint of the `sleeper` test deployment.
 """
 
 from __future__ import annotations
 
-from prefect import flow, task
+import tempfile
 
-from tasks.common import retry_on_infrastructure, run_on_ray
+from prefect import flow
 
-# In its own module so that Ray workers import it by name: a deployment loads this file by path,
-# under a module name the workers cannot import.
-from tests.integration.ray_work import sleep_unless_marked
+from codedance_core.stages import StageContext
+from codedance_core.stages.keys import stage
+from codedance_core.stages.launch import LaunchPlan
+from tasks.common import stage_task
 
 
-@task(retries=1, retry_delay_seconds=0, retry_condition_fn=retry_on_infrastructure)
-def sleeper_stage(marker: str, seconds: float, ray_name: str) -> dict:
-    """A stage shaped like the heavy ones: its work is a Ray task named `ray_name`."""
-    return run_on_ray(sleep_unless_marked, marker, seconds, name=ray_name, num_cpus=1)
+@stage("sleeper")
+def sleeper_stage(marker: str, seconds: float, ray_name: str, ctx: StageContext) -> dict:
+    """A stage shaped like the heavy ones: its work is a Ray task named `ray_name`.
+    (Its entry point lives in its own module so Ray workers import it by name: a deployment loads
+    this file by path, under a module name the workers cannot import.)"""
+    plan = LaunchPlan.for_task(ray_name, "tests.integration.ray_work:sleep_unless_marked")
+    return ctx.launch(plan, {"marker": marker, "seconds": seconds})
+
+
+sleeper_task = stage_task(sleeper_stage)
 
 
 @flow(name="sleeper")
 def sleeper(marker: str, seconds: float = 300.0, ray_name: str = "sleeper") -> dict:
-    return sleeper_stage(marker, seconds, ray_name)
+    return sleeper_task(marker, seconds, ray_name, ctx=StageContext(tempfile.gettempdir() + "/codedance-sleeper"))

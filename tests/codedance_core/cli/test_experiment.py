@@ -28,5 +28,7 @@ def test_the_recorded_command_reproduces_the_config() -> None:
     config = MiniConfig(seeds=[0, 1], overrides=["grpo.max_steps=16"], arms=["tool_sft", "rl_bat"])
     assert command_line(config, 2) == (
         "codedance experiment mini --seeds=2 --out=docs/mini-codedance --profile=tiny "
-        "--work-dir=.codedance/experiments/mini --set=grpo.max_steps=16 --arm=tool_sft --arm=rl_bat"
+        "--set=grpo.max_steps=16 --arm=tool_sft --arm=rl_bat"
     )
+    moved = MiniConfig(seeds=[0], smoke=True, store_root="/data/store")
+    assert command_line(moved, 1).endswith("--smoke --out=docs/mini-codedance --profile=tiny --store=/data/store")

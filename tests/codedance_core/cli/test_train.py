@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,40 +11,29 @@ from typer.testing import CliRunner
 
 from codedance_core.cli import train
 from codedance_core.data.schemas import SFT_ARROW_SCHEMA
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from conftest import trajectory_row
+from tests.codedance_core.train.rows import trajectory_row
 
 # Mounted as the lead mounts it, so arguments read as on the command line: `codedance train sft ...`.
 app = typer.Typer()
 app.add_typer(train.app, name="train")
 
 
-def test_sft_command_trains_then_resumes(tiny_model_dir, tmp_path):
+def test_sft_command_trains_stores_and_a_second_call_resumes(tiny_model_dir, tmp_path):
     data = tmp_path / "sft.parquet"
     pq.write_table(pa.Table.from_pylist([trajectory_row(i) for i in range(6)], schema=SFT_ARROW_SCHEMA), data)
-    args = [
-        "train",
-        "sft",
-        "--data",
-        str(data),
-        "--model",
-        str(tiny_model_dir),
-        "--out",
-        str(tmp_path / "run"),
-        "--set",
-        "sft.max_steps=2",
-        "--set",
-        "sft.batch_size=3",
-        "--json",
-    ]
+    args = ["train", "sft", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "run"),
+            "--store", str(tmp_path / "store"), "--set", "sft.max_steps=2", "--set", "sft.batch_size=3", "--json"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout.strip().splitlines()[-1])["steps"] == 2
-    longer = [a if a != "sft.max_steps=2" else "sft.max_steps=3" for a in args]
-    second = CliRunner().invoke(app, longer)
-    summary = json.loads(second.stdout.strip().splitlines()[-1])
-    assert summary["steps"] == 3 and summary["resumed_from"] == "step-00000002"
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 2 and summary["resumed_from"] is None
+    assert summary["model"].startswith(str(tmp_path / "store" / "models" / "sft-"))
+    assert (tmp_path / "run" / "model" / "config.json").exists() and (tmp_path / "run" / "metrics.jsonl").exists()
+    # The same call again is the same stage call: it goes on from its last checkpoint, training nothing more.
+    second = CliRunner().invoke(app, args)
+    again = json.loads(second.stdout.strip().splitlines()[-1])
+    assert again["steps"] == 2 and again["resumed_from"] == "step-00000002"
+    assert again["model"] == summary["model"]
 
 
 def test_dry_run_validates_and_plans(tmp_path):
@@ -68,7 +55,17 @@ def test_dry_run_validates_and_plans(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["resources"]["num_workers"] == 4
+    plan = json.loads(result.stdout)["plan"]
+    assert (plan["workers"], plan["launch"], plan["entry point"]) == (4, "ray-train", "codedance_core.stages.training:sft_worker")
+
+
+def test_rl_dry_run_shows_the_loop_settings_rl_runs_with(tmp_path):
+    args = ["train", "rl", "--data", "x.parquet", "--model", "m", "--out", str(tmp_path), "--dry-run", "--json"]
+    overrides = ["--set", "rollout.observation_max_chars=1000", "--set", "grpo.rollout.max_turns=2"]
+    result = CliRunner().invoke(app, args + overrides)
+    assert result.exit_code == 0, result.output
+    rollout = json.loads(result.stdout)["rollout"]
+    assert (rollout["max_turns"], rollout["observation_max_chars"], rollout["max_new_tokens"]) == (2, 1000, 1024)
 
 
 def test_a_bad_setting_exits_2_naming_the_field(tmp_path):

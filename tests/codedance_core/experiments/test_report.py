@@ -122,14 +122,12 @@ def test_the_report_shows_how_rl_training_went_per_step(tmp_path: Path) -> None:
     logs = {0: [(1, 0.25), (2, 0.5)], 1: [(1, 0.75), (2, 0.0), (2, 0.25)]}
     curves = {}
     for seed, steps in logs.items():
-        run = tmp_path / "runs" / f"seed-{seed}"
-        run.mkdir(parents=True)
-        (run / "metrics.jsonl").write_text("".join(
-            json.dumps({"step": step, "accuracy": acc, "tool_call_rate": 1.0, "loss": 0.1}) + "\n" for step, acc in steps))
-        curves[str(seed)] = rl_training_curve(run)
+        metrics_jsonl = "".join(
+            json.dumps({"step": step, "accuracy": acc, "tool_call_rate": 1.0, "loss": 0.1}) + "\n" for step, acc in steps)
+        curves[str(seed)] = rl_training_curve(metrics_jsonl)
     assert curves["1"] == [{"step": 1, "accuracy": 0.75, "tool_call_rate": 1.0},
                            {"step": 2, "accuracy": 0.25, "tool_call_rate": 1.0}]
-    assert rl_training_curve(tmp_path / "never-ran") == []
+    assert rl_training_curve("") == []
 
     results = [result(arm, 0, records("count", 1, 1)) for arm in ("tool_sft", "rl_bat")]
     path = write_report(results, {"seeds": [0, 1], "rl_training": {"rl_bat": curves}}, tmp_path / "out")
