@@ -38,7 +38,7 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
         step("validate train", stages.validate_rows, train, "rl", profile.data)
         step("validate test", stages.validate_rows, test, "rl", profile.data)
         # At paper scale the base checkpoint (Qwen2.5-VL-7B) is the weak model, as in the paper.
-        weak = step("weak model", stages.weak_model, profile.filter, train, profile.seed) if tiny else base
+        weak = step("weak model", stages.weak_model, profile.filter, train, profile.seed) if tiny is not None else base
         kept = step("weak-to-strong filter", stages.filter_rows, profile.filter, profile.rollout_for("filter"),
                     profile.rewards, profile.sandbox, profile.engine, train, weak).kept
         sft_rows = step("synthesize trajectories", stages.synthesize, profile.synthesis_config(), kept).rows

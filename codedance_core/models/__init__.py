@@ -8,8 +8,9 @@ import torch and transformers (~450 MB resident), and a process that only talks 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from codedance_core.lazy_exports import lazy_getattr
 
 # public name -> the submodule that defines it
 _SOURCES = {
@@ -32,13 +33,7 @@ if TYPE_CHECKING:
     from codedance_core.models.tiny import build_tiny_model
 
 
-def __getattr__(name: str) -> Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
-    globals()[name] = value  # resolved once; later lookups skip __getattr__
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _SOURCES)
 
 
 def __dir__() -> list[str]:

@@ -14,8 +14,7 @@ The names resolve lazily (PEP 562): a stage's cache key covers the code its own 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codedance_core.lazy_exports import lazy_getattr
 
 # public name -> the module of this package that defines it
 _SOURCES = {
@@ -37,10 +36,4 @@ _SOURCES = {
 __all__ = list(_SOURCES)
 
 
-def __getattr__(name: str) -> Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{source}"), name)
-    globals()[name] = value  # resolved once; later lookups skip __getattr__
-    return value
+__getattr__ = lazy_getattr(__name__, globals(), _SOURCES)

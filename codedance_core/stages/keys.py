@@ -54,11 +54,15 @@ def stage_code_version(stage: Callable[..., Any]) -> str:
     codedance_core, and within the stage's own package when it lives elsewhere, e.g. a test's)."""
     module = stage.__module__
     top = module.partition(".")[0]
-    roots = dict(DEFAULT_ROOTS)
-    if top not in roots:
-        source = Path(sys.modules[module].__file__ or "")
-        roots[top] = source.parents[module.count(".")] / top if module.count(".") else source.parent
-    return code_version([module], roots)
+    if top in DEFAULT_ROOTS:
+        return code_version([module])
+    source = Path(sys.modules[module].__file__ or "")
+    if "." in module:  # a module of another package: follow that package too
+        return code_version([module], {**DEFAULT_ROOTS, top: source.parents[module.count(".") - 1]})
+    # A file loaded on its own (a flow file a deployment loads by path): its bytes, and the stage
+    # layer it builds on.
+    own = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(f"{own}{code_version(['codedance_core.stages.launch'])}".encode()).hexdigest()[:16]
 
 
 def stage_key(stage: Callable[..., Any], inputs: Mapping[str, Any]) -> str:

@@ -130,6 +130,7 @@ def launch(plan: LaunchPlan, call: Any, store: ArtifactStore, call_id: CallId, l
         return run_as_job(plan, call, store, call_id, address, log)
     if address.kind == "local":
         connect(address, num_cpus=_local_cpus(plan))
+        _check_local_cpus(plan)
     else:  # a remote cluster runs this checkout's code, shipped with the connection
         from codedance_core.stages.ray_jobs import code_runtime_env
 
@@ -141,6 +142,19 @@ def _local_cpus(plan: LaunchPlan) -> int:
     """A local Ray gets at least the CPUs the plan asks for: Ray's CPUs are scheduling slots, and stages
     run one at a time, so a 2-worker run on a 2-core laptop must not wait forever for a third slot."""
     return max(os.cpu_count() or 1, int(plan.total_cpus + 0.999))
+
+
+def _check_local_cpus(plan: LaunchPlan) -> None:
+    """A local Ray started earlier in this process with fewer CPUs would wait forever: say so."""
+    import ray
+
+    have = ray.cluster_resources().get("CPU", 0.0)
+    if have < plan.total_cpus:
+        raise ValueError(
+            f"{plan.stage} asks for {plan.total_cpus:g} CPUs ({plan.num_workers} workers x {plan.cpus_per_worker:g}) "
+            f"and the local Ray of this process has {have:g}: lower the stage's cpus_per_worker, or run it in a "
+            "new process (a local Ray is sized by the first stage that starts it)"
+        )
 
 
 def run_on_cluster(plan: LaunchPlan, call: Any, store: ArtifactStore, call_id: CallId) -> Any:

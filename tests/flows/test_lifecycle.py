@@ -6,6 +6,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from codedance_core.config import load_profile
+from codedance_core.storage import ArtifactStore
 from codedance_core.tracking import RunTracker
 from flows.common import LifecycleParameters
 from flows.lifecycle import lifecycle
@@ -74,3 +75,17 @@ def test_two_workers_in_each_training_stage_run_under_ray_train(prefect_server, 
     for stage in ("sft", "rl-round-1"):
         ranks = {name.split("/", 1)[0] for name in stages[stage].data.metrics if name.startswith("rank")}
         assert ranks == {"rank0", "rank1"}, (stage, sorted(stages[stage].data.metrics))
+
+
+def test_the_evaluate_checkpoint_flow_scores_the_challenger_on_the_same_benchmark(prefect_server, tiny_overrides) -> None:
+    from mlflow import MlflowClient
+
+    from flows.common import ProfileParameters
+    from flows.evaluate import evaluate_checkpoint
+
+    promotion = evaluate_checkpoint(ProfileParameters(profile="tiny", overrides=tiny_overrides))
+    profile = load_profile("tiny", tiny_overrides)
+    tags = MlflowClient(profile.tracking.tracking_uri).get_model_version(profile.registry_name, promotion.version).tags
+    test_split = ArtifactStore(profile.store.root).ref("data/suite/0/test.parquet")
+    assert tags["benchmark"] == test_split.digest and float(tags["accuracy"]) == promotion.score
+    assert not promotion.promoted and tags["promotion"] == promotion.reason

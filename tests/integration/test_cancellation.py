@@ -1,8 +1,10 @@
 """Cancelling a flow run through the Prefect API stops its Ray work.
 
 The `sleeper` flow is deployed to the process pool; its stage runs a long Ray task on the
-two-node cluster. While that task runs, the test cancels the flow run the way the UI does (state
-Cancelling); the worker terminates the flow-run process, and the Ray task must not outlive it.
+two-node cluster, driven from the flow-run process (RAY_ADDRESS a GCS address) or submitted as a
+Ray job (RAY_ADDRESS the dashboard). While that task runs, the test cancels the flow run the way
+the UI does (state Cancelling); the worker terminates the flow-run process, and neither the Ray
+task nor its job may outlive it.
 """
 
 from __future__ import annotations
@@ -49,13 +51,15 @@ def pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
 
 
+@pytest.mark.parametrize("through", ["driver", "job"])
 def test_a_cancelled_flow_run_leaves_no_ray_work_running(
-    sleeper_deployment: str, ray_cluster: RayCluster, tmp_path: Path
+    sleeper_deployment: str, ray_cluster: RayCluster, tmp_path: Path, through: str
 ) -> None:
     ray_name = f"cancel-me-{uuid.uuid4().hex[:8]}"
     marker = tmp_path / "marker"
     parameters = {"marker": str(marker), "seconds": 600.0, "ray_name": ray_name}
-    flow_run = run_deployment(sleeper_deployment, parameters=parameters, timeout=0)
+    job_variables = {"env": {"RAY_ADDRESS": ray_cluster.dashboard_url}} if through == "job" else None
+    flow_run = run_deployment(sleeper_deployment, parameters=parameters, timeout=0, job_variables=job_variables)
 
     [task] = wait_for(
         lambda: marker.exists() and ray_cluster.running_tasks(ray_name), 180, "the Ray task to run"
@@ -71,3 +75,14 @@ def test_a_cancelled_flow_run_leaves_no_ray_work_running(
 
     wait_for(lambda: not ray_cluster.running_tasks(ray_name), 30, "the Ray task to stop")
     wait_for(lambda: not pid_alive(task.worker_pid), 30, f"Ray worker {task.worker_pid} to exit")
+    if through == "job":  # the job the stage submitted was stopped, not left to finish
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(ray_cluster.dashboard_url)
+
+        def sleeper_jobs() -> dict[str, str]:
+            return {job.submission_id: job.status for job in client.list_jobs()
+                    if (job.submission_id or "").startswith("codedance-sleeper-")}
+
+        wait_for(lambda: sleeper_jobs() and set(sleeper_jobs().values()) == {"STOPPED"}, 30,
+                 "the stage's Ray job to be stopped")
