@@ -106,8 +106,9 @@ def _closure(modules: tuple[str, ...], roots: _Roots) -> tuple[tuple[Path, ...],
         if not file.is_file():
             continue  # a namespace package: a directory with no __init__.py runs no code
         files[name] = file
-        for imported in _imports(name, file, root_of, third_party):
-            pending.append((imported, str(file)))
+        imported, outside = _file_imports(name, file, roots)
+        third_party |= outside
+        pending.extend((module, str(file)) for module in imported)
     ordered = sorted(files.values(), key=lambda path: (_root_name(path, roots), path))
     return tuple(ordered), frozenset(third_party)
 
@@ -129,6 +130,13 @@ def _module_file(name: str, root: Path) -> Path | None:
     if base.is_dir():
         return base
     return None
+
+
+@cache
+def _file_imports(name: str, file: Path, roots: _Roots) -> tuple[tuple[str, ...], frozenset[str]]:
+    """`_imports` of one file, parsed once per process however many closures reach it."""
+    third_party: set[str] = set()
+    return tuple(_imports(name, file, dict(roots), third_party)), frozenset(third_party)
 
 
 def _imports(name: str, file: Path, root_of: Mapping[str, Path], third_party: set[str]) -> list[str]:
