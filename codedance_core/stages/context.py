@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from codedance_core.storage import ArtifactRef, ArtifactStore, is_remote
+from codedance_core.storage import ArtifactRef, ArtifactStore
 from codedance_core.storage.uris import normalize_uri
 
 _logger = logging.getLogger("codedance")
@@ -79,9 +79,8 @@ class StageContext:
     log: Callable[[str], None] = _logger.info
     call: CallId | None = None  # set by the `stage` decorator for the call under way
 
-    def __post_init__(self) -> None:
-        root = self.store_root if is_remote(self.store_root) else normalize_uri(self.store_root)
-        object.__setattr__(self, "store_root", root)
+    def __post_init__(self) -> None:  # a local root made absolute: workers run in other directories
+        object.__setattr__(self, "store_root", normalize_uri(self.store_root))
 
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.store_root)
