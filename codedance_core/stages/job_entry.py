@@ -49,7 +49,7 @@ def run_as_job(
     )
     record = run_ray_job(str(address.value), f"codedance-{call_id.name}", spec, log)
     log(f"{plan.stage}: Ray job {record.submission_id} {record.status}" + (" (reattached)" if record.attached else ""))
-    return read_result(store, call_id.folder, store.uri(f"{call_id.folder}/{RESULT_FILE}"))
+    return read_result(store, call_id.folder)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,13 +25,13 @@ from pydantic import BaseModel
 
 from codedance_core.config.base import canonical_json
 from codedance_core.stages.code_version import DEFAULT_ROOTS, code_version
-from codedance_core.stages.context import CallId, StageContext, Tracking
+from codedance_core.stages.context import CallId, StageContext
 from codedance_core.storage import ArtifactRef
 
 
 def fingerprint(value: Any) -> Any:
     """The part of a stage input that its output depends on, as JSON-able data."""
-    if isinstance(value, (StageContext, Tracking)):
+    if isinstance(value, StageContext):
         return None
     if isinstance(value, ArtifactRef):
         return {"artifact": value.digest}

@@ -189,7 +189,6 @@ def _fit(plan: LaunchPlan, call: Any, store: ArtifactStore, call_id: CallId) -> 
 
     use_gpu = plan.gpus_per_worker > 0
     per_worker = {"CPU": plan.cpus_per_worker, **({"GPU": plan.gpus_per_worker} if use_gpu else {})}
-    result_uri = store.uri(f"{call_id.folder}/{RESULT_FILE}")
     store.delete(f"{call_id.folder}/{RESULT_FILE}")
     trainer = TorchTrainer(
         train_worker_loop,
@@ -205,7 +204,7 @@ def _fit(plan: LaunchPlan, call: Any, store: ArtifactStore, call_id: CallId) -> 
     outcome = trainer.fit()
     if getattr(outcome, "error", None) is not None:
         raise outcome.error
-    return read_result(store, call_id.folder, result_uri)
+    return read_result(store, call_id.folder)
 
 
 def train_worker_loop(loop_config: dict[str, Any]) -> None:
@@ -221,8 +220,8 @@ def write_result(store: ArtifactStore, relpath: str, value: Any) -> None:
     store.write_bytes(relpath, pickle.dumps(value))
 
 
-def read_result(store: ArtifactStore, folder: str, where: str) -> Any:
+def read_result(store: ArtifactStore, folder: str) -> Any:
     relpath = f"{folder}/{RESULT_FILE}"
     if not store.exists(relpath):
-        raise RuntimeError(f"the stage finished but left no result at {where}")
+        raise RuntimeError(f"the stage finished but left no result at {store.uri(relpath)}")
     return pickle.loads(store.read_bytes(relpath))

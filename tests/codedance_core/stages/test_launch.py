@@ -45,4 +45,4 @@ def test_a_result_comes_back_through_the_store(tmp_path: Path) -> None:
     call = CallId(stage="sft", key="f" * 64, code="c" * 16)
     assert call.folder == "calls/sft-ffffffffffffffff"
     write_result(store, f"{call.folder}/result.pkl", {"steps": 3})
-    assert read_result(store, call.folder, "here") == {"steps": 3}
+    assert read_result(store, call.folder) == {"steps": 3}
