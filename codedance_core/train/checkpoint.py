@@ -11,8 +11,9 @@ SIGKILL at any instant leaves either a complete checkpoint or one that resume ig
   files into a local staging directory and uploads them through the artifact store (each file
   atomic, with its manifest); after a barrier the main rank writes `checkpoint.json`, then
   `latest`. A checkpoint without `checkpoint.json` does not exist.
-Resume reads `latest`, and falls back to the highest complete step if the pointer is missing or
-names an incomplete checkpoint (a kill between the checkpoint and the pointer).
+`latest` names the newest checkpoint for people and tools. Resume takes the newest complete
+checkpoint whatever the pointer says: a kill between a checkpoint's rename and the pointer's
+update leaves the pointer one checkpoint behind, and that checkpoint is still the one to resume.
 """
 
 from __future__ import annotations
@@ -171,11 +172,8 @@ class CheckpointManager:
         return sorted(name for name in names if _NAME.match(name))
 
     def latest(self) -> str | None:
-        """The checkpoint to resume from: the pointer's if complete, else the newest complete one."""
+        """The checkpoint to resume from: the newest complete one."""
         complete = self.complete()
-        pointer = self._read_pointer()
-        if pointer in complete:
-            return pointer
         return complete[-1] if complete else None
 
     def step_of(self, name: str) -> int:
@@ -197,14 +195,6 @@ class CheckpointManager:
             (target / relative).write_bytes(self.store.read_bytes(f"{name}/{relative}"))
         (target / MANIFEST).write_text(json.dumps(manifest))
         return target
-
-    def _read_pointer(self) -> str | None:
-        try:
-            if self.remote:
-                return self.store.read_bytes(LATEST).decode().strip() if self.store.exists(LATEST) else None
-            return (Path(self.store.root_path) / LATEST).read_text().strip()
-        except FileNotFoundError:
-            return None
 
     # -- housekeeping -------------------------------------------------------------------------
     def _prune(self) -> None:

@@ -48,6 +48,15 @@ def test_interrupted_writes_are_ignored(tmp_path):
     assert not list(root.glob(".tmp-*"))
 
 
+def test_a_pointer_left_behind_by_a_kill_does_not_hide_the_newer_checkpoint(tmp_path):
+    root = tmp_path / "ckpt"
+    manager = CheckpointManager(root, keep=5)
+    manager.save(2, write_payload(2))
+    manager.save(4, write_payload(4))
+    (root / "latest").write_text("step-00000002")  # killed after the rename, before the pointer moved
+    assert CheckpointManager(root, keep=5).latest() == "step-00000004"
+
+
 def test_checkpoints_on_s3_are_complete_once_the_manifest_is_there(s3_bucket, tmp_path):
     manager = CheckpointManager(f"s3://{s3_bucket}/run/checkpoints", keep=1, cache_dir=tmp_path / "cache")
     manager.save(2, write_payload(2))
