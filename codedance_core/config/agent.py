@@ -26,6 +26,12 @@ class RolloutSettings(StrictModel):
     max_context_tokens: int = Field(
         20480, ge=64, description="Prompt + response tokens at most; a trajectory that would exceed it ends."
     )
+    max_response_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Model tokens one trajectory may generate over all its turns (the paper: 10,240); a turn "
+        "that would pass it ends the trajectory. None: only max_context_tokens bounds it.",
+    )
     temperature: float = Field(1.0, ge=0, description="Sampling temperature (0 = greedy, as in validation).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     observation_max_chars: int = Field(
@@ -67,6 +73,7 @@ class RolloutOverrides(StrictModel):
     max_turns: int | None = Field(None, ge=1, description="Assistant turns at most (1: answer without tools).")
     max_new_tokens: int | None = Field(None, ge=1, description="Tokens one assistant turn may generate.")
     max_context_tokens: int | None = Field(None, ge=64, description="Prompt + response tokens at most.")
+    max_response_tokens: int | None = Field(None, ge=1, description="Model tokens one trajectory may generate.")
     temperature: float | None = Field(None, ge=0, description="Sampling temperature (0 = greedy).")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
     observation_max_chars: int | None = Field(None, ge=200, description="Longest observation text.")

@@ -1,9 +1,9 @@
 """Configs of the training stages: supervised fine-tuning (`SFTConfig`) and GRPO (`GRPOConfig`).
 
-One `SFTConfig` drives both ways of running SFT: one CPU process for the `tiny` profile and Ray
-Train workers with DeepSpeed for the `paper` profile. The fields that only matter on GPUs
-(`deepspeed_stage`, `num_workers`, `gpus_per_worker`) are plain values here, so a paper config
-validates and plans its resources on a CPU machine without DeepSpeed ever being imported.
+Both share `TrainerSettings`, how a stage trains: one CPU process for the `tiny` profile, Ray Train
+workers with DeepSpeed ZeRO for the `paper` profile. Those fields are plain values here, so a
+paper config validates and plans its resources and memory on a CPU machine without DeepSpeed
+ever being imported.
 
 The original SFT hyperparameters were not published (docs/method.md §1); the SFT defaults
 suit the tiny model, the paper profile sets its own. The GRPO defaults ARE the original's
@@ -36,7 +36,45 @@ class LoRAConfig(StrictModel):
     )
 
 
-class SFTConfig(StrictModel):
+class TrainerSettings(StrictModel):
+    """How a training stage runs, shared by SFT and GRPO: precision, sharding, workers, memory."""
+
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Compute dtype: auto is bfloat16 on CUDA and float32 on CPU. Without DeepSpeed the "
+        "weights stay float32 under autocast; under DeepSpeed they are bfloat16 with float32 master "
+        "weights in the optimizer.",
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (less memory).")
+    freeze_vision: bool = Field(True, description="Keep the vision tower's weights fixed.")
+    train_merger: bool = Field(
+        True, description="Train the patch merger (vision-to-text projector) even when the tower is frozen."
+    )
+    lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA instead of full fine-tuning.")
+    deepspeed_stage: Literal[0, 2, 3] = Field(
+        0,
+        description="DeepSpeed ZeRO stage: 3 shards weights, gradients and optimizer states over the "
+        "workers, 2 gradients and optimizer states; 0 runs plain PyTorch (DDP when several workers). "
+        "Runs on GPU workers (NCCL) and on CPU workers (gloo).",
+    )
+    offload_optimizer: bool = Field(False, description="ZeRO: keep optimizer states in CPU memory.")
+    num_workers: int = Field(1, ge=1, description="Trainer workers (Ray Train; one per GPU on the paper profile).")
+    gpus_per_worker: float = Field(0, ge=0, description="GPUs per worker; 0 trains on CPU.")
+    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per worker.")
+    gpu_memory_gb: float = Field(
+        80.0, gt=0, description="Memory of one worker's GPU in GB: the memory planner refuses a plan that exceeds it."
+    )
+    logprob_chunk_tokens: int = Field(
+        1024,
+        ge=16,
+        description="Sequence positions whose vocabulary logits exist at once when log-probs or the loss "
+        "are computed (memory, not math).",
+    )
+    image_min_pixels: int | None = Field(None, ge=1, description="Override of the model's smallest image area.")
+    image_max_pixels: int | None = Field(None, ge=1, description="Override of the model's largest image area.")
+
+
+class SFTConfig(TrainerSettings):
     """Multi-turn supervised fine-tuning on trajectory rows (loss on assistant tokens only)."""
 
     learning_rate: float = Field(1e-3, gt=0, description="Peak AdamW learning rate.")
@@ -70,42 +108,9 @@ class SFTConfig(StrictModel):
     )
     log_every: int = Field(1, ge=1, description="Log loss, lr and tokens/s every K optimizer steps.")
     seed: int = Field(0, description="Seed of data order and of every RNG (python, numpy, torch).")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto",
-        description="Autocast dtype: auto is bfloat16 on CUDA and float32 on CPU; weights stay float32.",
-    )
-    gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in backward (less memory)."
-    )
-    freeze_vision: bool = Field(True, description="Keep the vision tower's weights fixed.")
-    train_merger: bool = Field(
-        True, description="Train the patch merger (vision-to-text projector) even when the tower is frozen."
-    )
-    lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA instead of full fine-tuning.")
-    deepspeed_stage: Literal[0, 2, 3] = Field(
-        0, description="DeepSpeed ZeRO stage on GPU workers; 0 runs plain PyTorch (DDP when several workers)."
-    )
-    offload_optimizer: bool = Field(False, description="ZeRO: keep optimizer states in CPU memory.")
-    num_workers: int = Field(1, ge=1, description="Ray Train workers (one per GPU on the paper profile).")
-    gpus_per_worker: float = Field(0, ge=0, description="GPUs per Ray worker; 0 trains on CPU.")
-    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per Ray worker.")
-    image_min_pixels: int | None = Field(
-        None, ge=1, description="Override of the model's smallest image area."
-    )
-    image_max_pixels: int | None = Field(
-        None, ge=1, description="Override of the model's largest image area."
-    )
-
-    @model_validator(mode="after")
-    def _deepspeed_needs_gpus(self) -> SFTConfig:
-        if self.deepspeed_stage and self.gpus_per_worker <= 0:
-            raise ValueError(
-                "deepspeed_stage > 0 needs gpus_per_worker > 0 (DeepSpeed ZeRO runs on GPU workers)"
-            )
-        return self
 
 
-class GRPOConfig(StrictModel, InheritsRollout):
+class GRPOConfig(TrainerSettings, InheritsRollout):
     """GRPO with the BAT reward on multi-turn tool rollouts; defaults are the original's 7B run.
 
     The tool loop is the profile's `rollout` section (whose defaults are the original's training
@@ -132,6 +137,13 @@ class GRPOConfig(StrictModel, InheritsRollout):
         1, ge=1, description="Optimizer updates per pass, each on a slice of the groups (the original: 1)."
     )
     micro_batch_size: int = Field(4, ge=1, description="Trajectories per forward/backward pass (memory, not math).")
+    max_tokens_per_micro_batch: int | None = Field(
+        None,
+        ge=64,
+        description="Padded tokens per forward/backward pass: micro-batches are filled with trajectories "
+        "of similar length up to this budget (at most micro_batch_size of them); None: micro_batch_size "
+        "trajectories (memory, not math).",
+    )
     clip_low: float = Field(0.2, ge=0, lt=1, description="PPO clip: ratio floor is 1 - clip_low.")
     clip_high: float = Field(0.2, ge=0, description="PPO clip: ratio ceiling is 1 + clip_high.")
     dual_clip: float | None = Field(
@@ -161,21 +173,9 @@ class GRPOConfig(StrictModel, InheritsRollout):
     trajectories_every: int = Field(10, ge=1, description="Save sampled trajectories as JSON every K steps.")
     trajectories_per_save: int = Field(4, ge=0, description="Trajectories written per save.")
     seed: int = Field(0, description="Seed of prompt order, rollout sampling (seed + step) and every RNG.")
-    dtype: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="Autocast dtype: auto is bfloat16 on CUDA and float32 on CPU."
-    )
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (less memory).")
-    freeze_vision: bool = Field(True, description="Keep the vision tower's weights fixed.")
-    train_merger: bool = Field(True, description="Train the patch merger even when the tower is frozen.")
-    lora: LoRAConfig = Field(default_factory=LoRAConfig, description="LoRA instead of full fine-tuning.")
-    num_workers: int = Field(1, ge=1, description="Trainer workers (Ray Train); each rolls out its share of prompts.")
-    gpus_per_worker: float = Field(0, ge=0, description="GPUs per trainer worker; 0 trains on CPU.")
-    cpus_per_worker: float = Field(1, gt=0, description="CPUs reserved per worker.")
     rollout_gpu_share: float = Field(
         0.5, gt=0, lt=1, description="Colocated rollout: share of each worker's GPU memory the vLLM engine takes."
     )
-    image_min_pixels: int | None = Field(None, ge=1, description="Override of the model's smallest image area.")
-    image_max_pixels: int | None = Field(None, ge=1, description="Override of the model's largest image area.")
 
     @model_validator(mode="after")
     def _groups_split_evenly(self) -> GRPOConfig:

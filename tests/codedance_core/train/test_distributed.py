@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from codedance_core.config.train import SFTConfig
 from codedance_core.train.distributed import deepspeed_config
 
@@ -16,8 +14,3 @@ def test_paper_sized_config_gives_a_zero3_deepspeed_config():
     assert ds["zero_optimization"]["stage"] == 3 and ds["bf16"]["enabled"] is True
     assert ds["train_batch_size"] == 128
     json.dumps(ds)  # DeepSpeed takes it as JSON
-
-
-def test_deepspeed_needs_gpu_workers():
-    with pytest.raises(ValueError, match="gpus_per_worker"):
-        SFTConfig(deepspeed_stage=2)
