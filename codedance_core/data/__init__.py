@@ -7,8 +7,34 @@
 - `suite`: the procedural visual tasks (`codedance data synth`).
 """
 
-from codedance_core.data.schemas import EvalItem, ImageRef, Message, RLRow, SFTRow
-from codedance_core.data.validate import Reason, RowChecker, ValidationReport, validate_file
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from codedance_core.lazy_exports import lazy_getattr
+
+# Resolved on first use: a training worker that reads rows through `schemas` never imports polars.
+_SOURCES = {
+    "EvalItem": "schemas",
+    "ImageRef": "schemas",
+    "Message": "schemas",
+    "RLRow": "schemas",
+    "SFTRow": "schemas",
+    "Reason": "validate",
+    "RowChecker": "validate",
+    "ValidationReport": "validate",
+    "validate_file": "validate",
+}
+if TYPE_CHECKING:
+    from codedance_core.data.schemas import EvalItem, ImageRef, Message, RLRow, SFTRow
+    from codedance_core.data.validate import Reason, RowChecker, ValidationReport, validate_file
+
+__getattr__ = lazy_getattr(__name__, globals(), _SOURCES)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SOURCES])
+
 
 __all__ = [
     "EvalItem",
