@@ -21,7 +21,11 @@ class SandboxConfig(StrictModel):
     isolation: Literal["bwrap", "none"] = Field(
         default="bwrap",
         description="'bwrap': bubblewrap namespaces (no network, read-only host, private session dir). "
-        "'none': plain processes with rlimits only; for debugging, never for model code.",
+        "Run as root, each session takes its own uid; run as any other user (the worker image's uid "
+        "1000), bubblewrap needs unprivileged user namespaces and each session gets its own pid and "
+        "user namespaces; if the kernel or container forbids them the pool refuses to start and says "
+        "what to change (infra/README.md). 'none': plain processes with rlimits only, no isolation, "
+        "a loud warning at every start; for debugging trusted code, never for model code.",
     )
     timeout_s: float = Field(
         default=15.0, gt=0, description="Wall-clock limit of one execution; the session is hard-killed after it."
@@ -83,7 +87,8 @@ class SandboxConfig(StrictModel):
     first_session_uid: int = Field(
         default=200_000,
         ge=1000,
-        description="Sessions run as distinct unprivileged uids from here on (isolation 'bwrap' as root only).",
+        description="Sessions run as distinct unprivileged uids from here on (isolation 'bwrap' as root); "
+        "without root, the uid a session sees inside its own user namespace.",
     )
     preload_modules: list[str] = Field(
         default_factory=lambda: ["numpy", "PIL.Image", "cv2", "matplotlib.pyplot", "scipy.ndimage"],

@@ -8,7 +8,9 @@ one image without being able to open the root-only image directory itself.
 
 Killing sweeps /proc for every live process of the session's uid and SIGKILLs it, until none is
 left: a fork bomb or a `setsid()` daemon cannot escape, and nothing needs to be forked to do it.
-The main process is also killed by pid (it may not have taken its uid yet) and reaped.
+The main process is also killed by pid (it may not have taken its uid yet) and reaped. Without
+root the sessions share a uid, so each is process 1 of its own pid namespace instead, and the
+kernel kills every process of the namespace when that one dies.
 
 Runs inside the sandbox as a top-level module; standard library only.
 """
@@ -25,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 try:
-    from . import wire
+    from . import confine, wire
 except ImportError:  # pragma: no cover - inside the sandbox
+    import confine  # type: ignore[no-redef]
     import wire  # type: ignore[no-redef]
 
 KILL_SWEEP_ROUNDS = 200
@@ -57,14 +60,19 @@ class SessionProcess:
 
 
 def fork_spare(settings: dict[str, Any], uid: int, workdir: str, max_reply_bytes: int,
-               selector: selectors.BaseSelector) -> SessionProcess:
-    """Fork a process that confines itself and waits for an image; register its channels."""
+               selector: selectors.BaseSelector, own_pid_namespace: int | None = None) -> SessionProcess:
+    """Fork a process that confines itself and waits for an image; register its channels.
+    Given the template's own pid namespace (a descriptor), the process is the first of a new one."""
     import session_process
 
     parent_end, child_end = socket.socketpair()
     (out_read, out_write), (err_read, err_write) = os.pipe(), os.pipe()
     sys.stderr.flush()
+    if own_pid_namespace is not None:
+        confine.unshare_pid_namespace_for_next_child()
     pid = os.fork()
+    if pid != 0 and own_pid_namespace is not None:
+        confine.restore_pid_namespace_for_children(own_pid_namespace)
     if pid == 0:  # pragma: no cover - the child never returns here
         session_process.run_session(child_end.fileno(), out_write, err_write, settings, uid, workdir)
     child_end.close()

@@ -14,6 +14,14 @@ What bubblewrap gives every worker, and why:
 - `--clearenv`: user code never sees the host's environment (AWS_*, MLFLOW_* and other secrets);
 - only the capabilities the template needs to confine and kill its children (mount, setuid/setgid, kill);
   every session process drops them (see `confine`).
+
+Two ways to run it, chosen by who starts the pool (`session_identity`):
+- as root: each session takes an unprivileged uid of its own (`first_session_uid` on);
+- as any other user (the worker image runs as uid 1000): bubblewrap starts in an unprivileged
+  user namespace (`--unshare-user`), where the template is root over nothing but its own
+  namespaces; each session gets its own pid and user namespaces instead of its own uid. This
+  needs a kernel that allows unprivileged user namespaces; `check_user_namespaces` finds out
+  at pool start and refuses, naming what to change, if it does not. Never a silent fallback.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import os
 import shutil
 import site
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -31,6 +40,10 @@ SANDBOX_CODE_DIR = "/opt/codedance-sandbox"
 SANDBOX_IMAGE_DIR = "/opt/codedance-images"
 SESSION_DIR = "/session"
 TEMPLATE_CAPABILITIES = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL")
+# In a user namespace a session maps its own uid onto the template's, which is that namespace's
+# root; since Linux 5.12 that map needs CAP_SETFCAP when the session's namespace is created.
+USER_NAMESPACE_CAPABILITIES = ("CAP_SETFCAP",)
+PROBE_TIMEOUT_S = 10.0
 SYSTEM_DIRS = ("bin", "lib", "lib32", "lib64", "sbin")
 
 
@@ -68,17 +81,45 @@ def template_command(config: SandboxConfig, image_dir: Path) -> tuple[list[str],
             "(Debian/Ubuntu: apt-get install bubblewrap) or, only for debugging trusted code, set "
             "sandbox isolation: none."
         )
-    if os.geteuid() != 0:
-        raise IsolationUnavailable(
-            "sandbox isolation 'bwrap' gives each session its own uid and therefore runs as root "
-            "(as in the worker image); this process runs as uid "
-            f"{os.geteuid()}. Run it as root, or set isolation: none for trusted code only."
-        )
-    argv = [bwrap, *filesystem_arguments(package_dir, image_dir), *namespace_arguments()]
+    user_namespace = session_identity(config) == "user_namespace"
+    if user_namespace:
+        check_user_namespaces(bwrap)
+    argv = [bwrap, *filesystem_arguments(package_dir, image_dir), *namespace_arguments(user_namespace)]
     for name, value in sandbox_environment().items():
         argv += ["--setenv", name, value]
     argv += [sys.executable, "-I", f"{SANDBOX_CODE_DIR}/zygote.py"]
     return argv, {}, SANDBOX_IMAGE_DIR
+
+
+def session_identity(config: SandboxConfig) -> str:
+    """How sessions are told apart: 'uid' (bwrap as root), 'user_namespace' (bwrap as any other
+    user) or 'none' (no isolation: a process group each)."""
+    if config.isolation == "none":
+        return "none"
+    return "uid" if os.geteuid() == 0 else "user_namespace"
+
+
+def check_user_namespaces(bwrap: str) -> None:
+    """Start a throwaway bubblewrap the way the template starts; refuse clearly if the kernel
+    (or the container's seccomp/AppArmor profile) does not let this user do it."""
+    probe = [bwrap, "--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-net",
+             "--ro-bind", "/", "/", "--proc", "/proc", "--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN", "true"]
+    try:
+        outcome = subprocess.run(probe, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
+        failure = outcome.stderr.strip() if outcome.returncode != 0 else ""
+    except (OSError, subprocess.TimeoutExpired) as error:
+        failure = repr(error)
+    if failure:
+        raise IsolationUnavailable(
+            f"sandbox isolation 'bwrap' runs as uid {os.geteuid()} (not root), so it needs unprivileged "
+            f"user namespaces, and bubblewrap could not create one: {failure}. To fix it, do one of: "
+            "allow them on the host (sysctl user.max_user_namespaces > 0; on Debian kernels "
+            "kernel.unprivileged_userns_clone=1; on Ubuntu 23.10+ kernel.apparmor_restrict_unprivileged_userns=0); "
+            "in a container, run it with seccomp and AppArmor profiles that allow unshare and mount "
+            "(see infra/README.md, 'Worker image'); run the pool as root; or, only for trusted code, set "
+            "sandbox isolation: none (no isolation at all; it warns at every start). A setuid-root bwrap "
+            "does not help: it refuses the capabilities the template needs unless the caller is root."
+        )
 
 
 def filesystem_arguments(package_dir: Path, image_dir: Path) -> list[str]:
@@ -120,12 +161,14 @@ def python_paths() -> list[str]:
     return kept
 
 
-def namespace_arguments() -> list[str]:
-    """New namespaces, lifetime tied to the host, scrubbed environment, minimal capabilities."""
-    args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+def namespace_arguments(user_namespace: bool = False) -> list[str]:
+    """New namespaces, lifetime tied to the host, scrubbed environment, minimal capabilities.
+    With `user_namespace`, also a user namespace in which this (non-root) user is root."""
+    args = ["--unshare-user", "--uid", "0", "--gid", "0"] if user_namespace else []
+    args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     args += ["--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv"]
     args += ["--cap-drop", "ALL"]
-    for capability in TEMPLATE_CAPABILITIES:
+    for capability in TEMPLATE_CAPABILITIES + (USER_NAMESPACE_CAPABILITIES if user_namespace else ()):
         args += ["--cap-add", capability]
     return args
 

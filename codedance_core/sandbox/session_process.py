@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - exercised inside the sandbox
     import wire  # type: ignore[no-redef]
 
 CONTROL_FD = 3
+# The template's tmpfs mounts: sessions that share its uid remount them read-only for themselves.
+TEMPLATE_WRITABLE_DIRS = ("/tmp", "/dev")
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
@@ -113,14 +115,24 @@ def take_over_descriptors(control_fd: int, stdout_fd: int, stderr_fd: int) -> No
 
 
 def confine_session(settings: dict[str, Any], uid: int, workdir: str) -> None:
-    """Private working directory, own uid (with bwrap), rlimits; then chdir into the directory."""
+    """Private working directory, own uid or own namespaces (with bwrap), rlimits; then chdir there."""
     confine.die_with_parent()
     limits = (settings["memory_mb"], settings["cpu_s"], settings["max_procs"],
               settings["max_open_files"], settings["max_file_mb"])
-    if settings["isolation"] == "bwrap":
+    identity = settings["session_identity"]
+    if identity == "uid":
         confine.private_workdir(workdir, uid, settings["disk_mb"] * 1024 * 1024)
         confine.apply_limits(*limits)
         confine.become_unprivileged(uid)
+    elif identity == "user_namespace":
+        # The template's uid (0 in its namespace) owns the tmpfs; the session's map makes it `uid`.
+        confine.private_workdir(workdir, os.getuid(), settings["disk_mb"] * 1024 * 1024)
+        confine.hide_template_files(settings["image_dir"], TEMPLATE_WRITABLE_DIRS)
+        confine.mount_own_proc()
+        confine.enter_own_user_namespace(uid)
+        confine.apply_limits(*limits)  # after the user namespace: RLIMIT_NPROC counts this session only
+        confine.drop_all_capabilities()
+    if identity != "none":
         os.environ["HOME"] = workdir
         # /tmp is not writable for sessions (see confine.private_workdir): temp files go here.
         os.environ["TMPDIR"] = workdir

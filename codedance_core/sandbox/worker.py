@@ -19,7 +19,7 @@ from PIL import Image
 
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.sandbox import wire
-from codedance_core.sandbox.isolation import template_command
+from codedance_core.sandbox.isolation import session_identity, template_command
 from codedance_core.sandbox.result import ExecResult
 
 BOOT_TIMEOUT_S = 120.0
@@ -72,7 +72,8 @@ class TemplateWorker:
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
             start_new_session=True,  # Ctrl-C in a terminal must not reach the sandbox
         )
-        settings = {**self.config.model_dump(mode="json"), "image_dir": sandbox_image_dir}
+        settings = {**self.config.model_dump(mode="json"), "image_dir": sandbox_image_dir,
+                    "session_identity": session_identity(self.config)}
         self.process.stdin.write(wire.encode_frame({"op": "boot", "settings": settings}))
         try:
             booted, _ = await asyncio.wait_for(self._read_frame(), BOOT_TIMEOUT_S)

@@ -4,7 +4,9 @@ Why a template: starting Python and importing numpy, OpenCV, matplotlib and scip
 a second; forking a process that already holds them costs a couple of milliseconds, and the
 child shares the parent's memory copy-on-write. One template runs per worker, inside
 bubblewrap, as root of the sandbox with only the capabilities it needs to confine its children
-(mount, setuid, kill); each child drops them for good (see `confine`).
+(mount, setuid, kill); each child drops them for good (see `confine`). Run by a user other than
+root, bubblewrap puts it in a user namespace, and each child is forked as process 1 of a new pid
+namespace (`session_identity` 'user_namespace').
 
 The template keeps a few confined "spare" processes forked ahead of need, so opening a session is
 handing it an image (see `forking`). It is also the watchdog: it lives outside every session's
@@ -66,6 +68,9 @@ class Zygote:
         self.max_reply_bytes = settings["max_image_bytes"] + 4 * 1024 * 1024
         self.workdir_root = tempfile.mkdtemp(prefix="codedance-sessions-")
         self.running = True
+        self.own_pid_namespace = None
+        if settings["session_identity"] == "user_namespace":
+            self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
     # ----- main loop -----
     def serve(self) -> None:
@@ -142,7 +147,8 @@ class Zygote:
             workdir = "/session"  # each process mounts its own private tmpfs there
         else:
             workdir = tempfile.mkdtemp(dir=self.workdir_root)
-        process = forking.fork_spare(self.settings, uid, workdir, self.max_reply_bytes, self.selector)
+        process = forking.fork_spare(self.settings, uid, workdir, self.max_reply_bytes, self.selector,
+                                     self.own_pid_namespace)
         process.opening["workdir"] = workdir
         return process
 
@@ -331,7 +337,9 @@ class Zygote:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def kill_processes(self, process: SessionProcess) -> str:
-        return forking.kill_and_reap(process, sweep_uid=self.settings["isolation"] == "bwrap")
+        # A session of its own uid is swept by uid; one in its own pid namespace dies whole with
+        # its first process; one with isolation 'none' dies with its process group.
+        return forking.kill_and_reap(process, sweep_uid=self.settings["session_identity"] == "uid")
 
     def shutdown(self) -> None:
         for process in [*self.sessions.values(), *self.spares]:

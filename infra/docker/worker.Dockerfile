@@ -30,7 +30,13 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python${PYTHON_VERSION} python${PYTHON_VERSION}-venv python${PYTHON_VERSION}-dev \
         build-essential libaio-dev libgl1 libglib2.0-0 bubblewrap tini \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && test ! -u "$(command -v bwrap)"
+# The sandbox (codedance_core/sandbox) runs model-written code inside bubblewrap as uid 1000, in
+# unprivileged user namespaces (isolation 'bwrap' without root). bwrap must NOT be setuid: a
+# setuid bwrap refuses the capabilities the sandbox's template keeps inside its namespace unless
+# the caller is root. The pod must allow user namespaces, mount and a fresh /proc: see the
+# securityContext of the GPU workers in infra/kuberay/raycluster.yaml and infra/README.md.
 
 # Non-root, uid 1000 and named `ray`: what KubeRay pods and the Ray launcher expect by default.
 RUN useradd --uid ${USER_UID} --create-home --shell /bin/bash ray \

@@ -121,3 +121,15 @@ def test_the_orchestrator_image_has_no_gpu_stack(dockerfiles: dict) -> None:
     assert "vllm" not in runs and "gpu" not in runs and "download.pytorch.org" not in runs
     exposed = " ".join(i.arguments for i in instructions if i.keyword == "EXPOSE").split()
     assert {"4200", "5000"} <= set(exposed)  # Prefect UI/API and MLflow
+
+
+def test_the_worker_image_can_sandbox_code_without_root(dockerfiles: dict) -> None:
+    # Model code runs in bubblewrap as the image's non-root user: bwrap is installed, and the build
+    # fails if it is setuid (a setuid bwrap refuses the sandbox's capabilities to non-root callers).
+    instructions = dockerfiles["worker"]
+    defaults = build_args(instructions)
+    runs = " ".join(expand_args(i.arguments, defaults) for i in instructions if i.keyword == "RUN")
+    assert re.search(r"apt-get install [^&]*\bbubblewrap\b", runs)
+    assert 'test ! -u "$(command -v bwrap)"' in runs
+    users = [i.arguments.split()[0] for i in instructions if i.keyword == "USER"]
+    assert users[-1] == "ray" and f"--uid {defaults['USER_UID']}" in runs and defaults["USER_UID"] == "1000"

@@ -79,6 +79,7 @@ class Container(KubeModel):
     name: str = Field(pattern=DNS_1123)
     image: str
     resources: Resources
+    securityContext: dict = {}
     env: list[EnvVar] = []
     volumeMounts: list[VolumeMount] = []
 
@@ -90,6 +91,8 @@ class Volume(KubeModel):
 class PodSpec(KubeModel):
     containers: list[Container] = Field(min_length=1)
     volumes: list[Volume] = []
+    hostUsers: bool = True
+    securityContext: dict = {}
 
 
 class PodTemplate(KubeModel):
@@ -220,3 +223,39 @@ def test_the_job_targets_this_cluster_and_runs_rl_on_the_paper_profile() -> None
     mounts = [mount.mountPath for mount in worker.volumeMounts]
     for path in (options["--model"], options["--out"], paper.model.path):
         assert any(path.startswith(mount + "/") for mount in mounts), f"{path} is on no worker mount"
+
+
+def sandbox_problems(spec: PodSpec) -> list[str]:
+    """What keeps the code sandbox (bubblewrap as uid 1000 in user namespaces) from starting in a
+    pod, or gives the pod more than it needs; see infra/README.md, 'The code sandbox'."""
+    problems = []
+    pod = spec.securityContext
+    if spec.hostUsers:
+        problems.append("hostUsers is not false (procMount Unmasked needs a pod user namespace)")
+    if pod.get("runAsUser") != 1000 or not pod.get("runAsNonRoot"):
+        problems.append("the pod does not run as the image's non-root uid 1000")
+    for profile in ("seccompProfile", "appArmorProfile"):
+        if pod.get(profile, {}).get("type") != "Unconfined":
+            problems.append(f"{profile}: the runtime default refuses unshare or mount")
+    for container in spec.containers:
+        context = container.securityContext
+        if context.get("procMount") != "Unmasked":
+            problems.append(f"{container.name}: a masked /proc stops a new pid namespace mounting its own")
+        if context.get("allowPrivilegeEscalation") is not False or context.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{container.name}: privilege escalation or capabilities left on")
+        if context.get("privileged") or context.get("capabilities", {}).get("add"):
+            problems.append(f"{container.name}: privileged or added capabilities (the sandbox needs none)")
+    return problems
+
+
+def test_the_gpu_workers_let_the_sandbox_run_without_root() -> None:
+    for group in cluster().spec.workerGroupSpecs:
+        assert sandbox_problems(group.template.spec) == [], group.groupName
+
+
+def test_the_sandbox_check_catches_a_default_pod() -> None:
+    spec = cluster().spec.workerGroupSpecs[0].template.spec.model_copy(deep=True)
+    spec.hostUsers = True
+    spec.securityContext = {"runAsUser": 1000, "runAsNonRoot": True}
+    spec.containers[0].securityContext = {"privileged": True}
+    assert len(sandbox_problems(spec)) == 6

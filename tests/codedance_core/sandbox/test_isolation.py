@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from PIL import Image
 
 from codedance_core.sandbox import IsolationUnavailable, SandboxConfig, SandboxPool
-from codedance_core.sandbox.isolation import template_command
+from codedance_core.sandbox.isolation import namespace_arguments, session_identity, template_command
 
 
 def test_bwrap_command_isolates_network_pids_and_environment(tmp_path):
@@ -33,3 +35,12 @@ def test_isolation_none_runs_but_warns_loudly(capfd):
         pool.close()
     assert result.stdout == "['input_image.jpg']\n"
     assert "ISOLATION IS OFF" in capfd.readouterr().err
+
+
+def test_without_root_bwrap_starts_in_a_user_namespace_where_the_template_is_root():
+    args = namespace_arguments(user_namespace=True)
+    assert args[:5] == ["--unshare-user", "--uid", "0", "--gid", "0"]
+    # Sessions map their own uid onto the namespace's root, which needs CAP_SETFCAP (Linux 5.12+).
+    assert "CAP_SETFCAP" in args and "CAP_SETFCAP" not in namespace_arguments()
+    assert session_identity(SandboxConfig(isolation="none")) == "none"
+    assert session_identity(SandboxConfig()) == ("uid" if os.geteuid() == 0 else "user_namespace")
