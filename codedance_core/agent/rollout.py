@@ -2,15 +2,21 @@
 
 One loop serves synthesis checks, RL and evaluation. Its shape follows verl's agent loop: each
 trajectory is a small state machine (generating -> running its code -> generating ... ->
-terminated), and all of them share one generation engine through a batcher:
+terminated), and all of them share one generation engine through a batcher (`batching`):
 
 - every live trajectory that wants tokens submits a request; the batcher sends them to the
-  engine together (one batched forward pass), so the model is never called one conversation
-  at a time;
+  engine together, and by default a trajectory's next turn is queued the moment its tool result
+  is back (continuous), so a slow snippet stalls only its own trajectory; `lockstep` makes every
+  turn wait for all live trajectories instead (reproducible batches, for GRPO's exact resume);
 - generation stops at `</code>`, so code runs the moment it is written, in the sandbox pool,
   while the engine is busy with the other trajectories' next turns: sandbox time is hidden
   behind generation instead of added to it;
-- a trajectory that ends (answer, turn limit, error) leaves the batch at once.
+- a trajectory that ends (answer, turn limit, budget, error) leaves the batch at once.
+
+Token budgets: a turn may generate `max_new_tokens`, a trajectory `max_response_tokens` over all
+its turns, and prompt plus everything after it must fit `max_context_tokens`. Each turn asks for
+the least of the three that is left; a turn that spends the response budget ends the trajectory
+("response_budget"), one cut at the end of the context ends it too ("context_overflow").
 
 Nothing a model writes or an endpoint returns can crash the batch: a malformed code block, a
 missing answer, an overlong context, an engine error or a sandbox fault ends *that*
@@ -22,11 +28,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image
 
+from codedance_core.agent.batching import GenerationBatcher, RolloutStats
 from codedance_core.agent.parsing import parse_turn
 from codedance_core.agent.trajectory import RolloutItem, Trajectory, TurnRecord
 from codedance_core.chat_format.messages import to_model_messages
@@ -41,82 +47,8 @@ if TYPE_CHECKING:  # a bundle means torch is loaded already; HTTP-only rollouts 
 
 CODE_STOP = "</code>"
 
-
-@dataclass
-class RolloutStats:
-    """Where a batch's time went: the engine, the sandbox, and the wall clock."""
-
-    wall_s: float = 0.0
-    engine_s: float = 0.0
-    sandbox_s: float = 0.0
-    engine_calls: int = 0
-
-    @property
-    def sandbox_hidden_fraction(self) -> float:
-        """Share of sandbox time that overlapped generation instead of adding to the wall time."""
-        if self.sandbox_s <= 0:
-            return 1.0
-        exposed = max(0.0, self.wall_s - self.engine_s)
-        return max(0.0, min(1.0, 1.0 - exposed / self.sandbox_s))
-
-
-class GenerationBatcher:
-    """Collects the live trajectories' requests and sends them to the engine as one batch."""
-
-    def __init__(self, engine: GenerationEngine, params: SamplingParams, wait_s: float, stats: RolloutStats):
-        self.engine = engine
-        self.params = params
-        self.wait_s = wait_s
-        self.stats = stats
-        self.live = 0
-        self._pending: list[tuple[GenerationRequest, asyncio.Future[Completion]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self, live: int) -> None:
-        self.live = live
-        self._task = asyncio.create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def submit(self, request: GenerationRequest) -> Completion:
-        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
-        self._pending.append((request, future))
-        self._wake.set()
-        return await future
-
-    def leave(self) -> None:
-        """A trajectory ended: the next batch no longer waits for it."""
-        self.live -= 1
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._pending:
-                continue
-            # Trajectories still running code may join this batch if they finish within wait_s.
-            deadline = loop.time() + self.wait_s
-            while len(self._pending) < self.live and loop.time() < deadline:
-                await asyncio.sleep(0.001)
-            batch, self._pending = self._pending, []
-            started = time.perf_counter()
-            try:
-                completions = await self.engine.agenerate([request for request, _ in batch], self.params)
-            except Exception as exc:  # noqa: BLE001 -- an engine fault fails this batch's turns, not the loop
-                completions = [Completion.failed(f"engine error: {type(exc).__name__}: {exc}") for _ in batch]
-            self.stats.engine_s += time.perf_counter() - started
-            self.stats.engine_calls += 1
-            for (_, future), completion in zip(batch, completions, strict=True):
-                if not future.done():
-                    future.set_result(completion)
-            if self._pending:
-                self._wake.set()
+# Which budget limits a turn; a turn cut by the last two ends its trajectory for that reason.
+TurnBound = Literal["turn", "response_budget", "context_overflow"]
 
 
 class Rollout:
@@ -164,18 +96,25 @@ class Rollout:
             for s in range(self.config.samples_per_prompt)
         ]
         self.stats = RolloutStats()
-        batcher = GenerationBatcher(self.engine, self.sampling_params(), self.config.batch_wait_ms / 1000, self.stats)
+        batcher = GenerationBatcher(
+            self.engine, self.sampling_params(), self.stats, wait_s=self.config.batch_wait_ms / 1000,
+            lockstep=self.config.lockstep,
+            # A local engine's own batch size: more requests would run as several chunks in one call.
+            max_batch_size=getattr(self.engine, "max_batch_size", None),
+        )
         started = time.perf_counter()
         batcher.start(live=len(trajectories))
         try:
-            await asyncio.gather(*(self._drive(trajectory, batcher) for trajectory in trajectories))
+            with self.pool.serving(len(trajectories)):
+                await asyncio.gather(*(self._drive(trajectory, batcher, started) for trajectory in trajectories))
         finally:
             await batcher.stop()
         self.stats.wall_s = time.perf_counter() - started
+        self.stats.count_finishes([trajectory.finish_reason for trajectory in trajectories])
         return trajectories
 
     # -- one trajectory ---------------------------------------------------------------------------
-    async def _drive(self, trajectory: Trajectory, batcher: GenerationBatcher) -> None:
+    async def _drive(self, trajectory: Trajectory, batcher: GenerationBatcher, started: float) -> None:
         # With early sessions, the sandbox process (a fork of a pre-imported template, a few ms of
         # CPU) starts while the first turn generates, so it is ready when the code is. Without,
         # it starts at the first code block: fewer live processes when generation is remote.
@@ -185,39 +124,52 @@ class Rollout:
                 prompt = self.bundle.encode_messages(to_model_messages(trajectory.messages), trajectory.images)
                 trajectory.extend(prompt.token_ids, trained=False)
                 trajectory.prompt_length = len(prompt.token_ids)
-            for turn_index in range(self.config.max_turns):
-                if self._context_full(trajectory):
-                    trajectory.finish("context_overflow", f"{len(trajectory.token_ids)} tokens before turn {turn_index}")
-                    return
-                completion, record = await self._generate_turn(trajectory, turn_index, batcher)
-                if completion.finish_reason == "error":
-                    trajectory.finish("engine_error", completion.error)
-                    return
-                parsed = parse_turn(completion.text)
-                record.answer = parsed.answer
-                if parsed.answer is not None:
-                    trajectory.answer = parsed.answer
-                    trajectory.finish("answered")
-                    return
-                if turn_index == self.config.max_turns - 1:
-                    trajectory.finish("turn_limit")
-                    return
-                if not parsed.wants_tool:
-                    trajectory.finish("length" if completion.finish_reason == "length" else "no_answer")
-                    return
-                if parsed.parse_error is not None:
-                    record.parse_error = parsed.parse_error
-                    record.status = "parse_error"
-                    observation = format_parse_error(parsed.parse_error)
-                else:
-                    record.code, record.code_form = parsed.code, parsed.code_form
-                    observation = await self._run_code(await opening, parsed.code or "", record)
-                self._append_observation(trajectory, observation, answer_now=turn_index + 1 == self.config.max_turns - 1)
+            await self._take_turns(trajectory, batcher, opening)
         except Exception as exc:  # noqa: BLE001 -- never let one trajectory take the batch down; say what happened
             trajectory.finish("internal_error", f"{type(exc).__name__}: {exc}")
         finally:
+            trajectory.wall_s = time.perf_counter() - started
             batcher.leave()
             await _close_session(opening)
+
+    async def _take_turns(
+        self, trajectory: Trajectory, batcher: GenerationBatcher, opening: asyncio.Task[Session]
+    ) -> None:
+        """Generate, run code, observe, until the trajectory ends; its `finish_reason` says why."""
+        last_turn = self.config.max_turns - 1
+        for turn_index in range(self.config.max_turns):
+            limit, bound = self.turn_token_limit(trajectory)
+            if limit < 1:  # observations filled the context (a turn that spends the budget ends at once)
+                trajectory.finish(bound, f"{len(trajectory.token_ids)} tokens before turn {turn_index}")
+                return
+            completion, record = await self._generate_turn(trajectory, turn_index, batcher, limit)
+            if completion.finish_reason == "error":
+                trajectory.finish("engine_error", completion.error)
+                return
+            parsed = parse_turn(completion.text)
+            record.answer = parsed.answer
+            if parsed.answer is not None:
+                trajectory.answer = parsed.answer
+                trajectory.finish("answered")
+                return
+            ended = self._ended_by_budget(trajectory, completion, bound)
+            if ended is not None:
+                trajectory.finish(ended, f"{trajectory.response_tokens} response tokens after turn {turn_index}")
+                return
+            if turn_index == last_turn:
+                trajectory.finish("turn_limit")
+                return
+            if not parsed.wants_tool:
+                trajectory.finish("length" if completion.finish_reason == "length" else "no_answer")
+                return
+            if parsed.parse_error is not None:
+                record.parse_error = parsed.parse_error
+                record.status = "parse_error"
+                observation = format_parse_error(parsed.parse_error)
+            else:
+                record.code, record.code_form = parsed.code, parsed.code_form
+                observation = await self._run_code(await opening, parsed.code or "", record)
+            self._append_observation(trajectory, observation, answer_now=turn_index + 1 == last_turn)
 
     async def _open_session(self, trajectory: Trajectory) -> Session:
         session = await self.pool.open_session(_sandbox_image(trajectory.item))
@@ -225,22 +177,44 @@ class Rollout:
             await session.start()
         return session
 
-    def _context_full(self, trajectory: Trajectory) -> bool:
-        if self.bundle is None:
-            return False
-        return len(trajectory.token_ids) + self.config.max_new_tokens > self.config.max_context_tokens
+    def turn_token_limit(self, trajectory: Trajectory) -> tuple[int, TurnBound]:
+        """Tokens the next turn may generate, and which budget sets that: the per-turn cap, what is
+        left of the response budget, or the room left in the context (token-level rollouts only,
+        keeping room for the turn's closing tokens)."""
+        limits: list[tuple[int, TurnBound]] = [(self.config.max_new_tokens, "turn")]
+        if self.config.max_response_tokens is not None:
+            limits.append((self.config.max_response_tokens - trajectory.response_tokens, "response_budget"))
+        if self.bundle is not None:
+            closer = 1 + len(self._newline)
+            room = self.config.max_context_tokens - len(trajectory.token_ids) - closer
+            limits.append((room, "context_overflow"))
+        return min(limits, key=lambda limit: limit[0])
+
+    def _ended_by_budget(self, trajectory: Trajectory, completion: Completion, bound: TurnBound) -> TurnBound | None:
+        """'response_budget' when this turn spent the budget (no tokens are left for another), or
+        'context_overflow' when it was cut at the end of the context; None when the trajectory may go on."""
+        budget = self.config.max_response_tokens
+        if budget is not None and trajectory.response_tokens >= budget:
+            return "response_budget"
+        if bound == "context_overflow" and completion.finish_reason == "length":
+            return "context_overflow"
+        return None
 
     async def _generate_turn(
-        self, trajectory: Trajectory, turn_index: int, batcher: GenerationBatcher
+        self, trajectory: Trajectory, turn_index: int, batcher: GenerationBatcher, max_new_tokens: int
     ) -> tuple[Completion, TurnRecord]:
         request = GenerationRequest(
             token_ids=list(trajectory.token_ids) if self.bundle is not None else None,
             images=list(trajectory.images),
             messages=to_model_messages(trajectory.messages),
+            sample_key=(trajectory.item.item_id, trajectory.sample_index, turn_index),
         )
         started = time.perf_counter()
-        completion = await batcher.submit(request)
-        record = TurnRecord(index=turn_index, text=completion.text, gen_wall_s=time.perf_counter() - started)
+        completion = await batcher.submit(request, max_new_tokens)
+        record = TurnRecord(
+            index=turn_index, text=completion.text, gen_wall_s=time.perf_counter() - started,
+            generated_tokens=len(completion.token_ids),
+        )
         if completion.finish_reason == "error":
             return completion, record
         trajectory.messages.append({"role": "assistant", "content": completion.text})

@@ -46,6 +46,7 @@ class TurnRecord:
     status: str | None = None  # ExecResult status, "parse_error", or None when no tool was called
     exec_wall_s: float = 0.0
     gen_wall_s: float = 0.0
+    generated_tokens: int = 0  # as the engine reports them (an HTTP engine may report none)
     images_out: int = 0
     answer: str | None = None
 
@@ -66,6 +67,7 @@ class Trajectory:
     answer: str | None = None
     finish_reason: str = "running"
     error: str | None = None
+    wall_s: float = 0.0  # from the start of its batch to its end
 
     # -- building ---------------------------------------------------------------------------------
     def extend(self, token_ids: list[int], trained: bool, logprobs: list[float] | None = None) -> tuple[int, int]:
@@ -93,6 +95,11 @@ class Trajectory:
     @property
     def tool_successes(self) -> int:
         return sum(1 for status in self.tool_statuses if status == "ok")
+
+    @property
+    def response_tokens(self) -> int:
+        """Tokens the model generated over all turns (what `max_response_tokens` bounds)."""
+        return sum(turn.generated_tokens for turn in self.turns)
 
     @property
     def response_text(self) -> str:

@@ -65,6 +65,12 @@ class RolloutConfig(RolloutSettings):
 
     samples_per_prompt: int = Field(1, ge=1, description="Trajectories per prompt (GRPO's n, the filter's k).")
     seed: int | None = Field(None, description="Sampling seed (None: not seeded).")
+    lockstep: bool = Field(
+        False,
+        description="Every generation batch waits for all live trajectories, so turns advance together and "
+        "a batch's requests do not depend on sandbox timing (GRPO's deterministic_rollout). False: a "
+        "trajectory's next turn goes to the engine as soon as its tool result is back.",
+    )
 
 
 class RolloutOverrides(StrictModel):

@@ -65,11 +65,16 @@ class GenerationRequest:
     None they encode `messages` with the model's chat template. `messages`: OpenAI-style
     {role, content} where content is a string or parts; an image part `{"type": "image"}` takes
     the next of `images`. HTTP engines need `messages`.
+
+    `sample_key`: which sample this is, e.g. (prompt id, sample index, turn). Engines that seed
+    each request on its own (vLLM) derive the request's seed from the batch seed and this key, so
+    the samples of one prompt differ and each is reproducible whatever batch it lands in.
     """
 
     token_ids: list[int] | None = None
     images: list[Image.Image] = field(default_factory=list)
     messages: list[dict] | None = None
+    sample_key: tuple[str | int, ...] | None = None
 
     @classmethod
     def from_prompt(cls, prompt: EncodedPrompt) -> GenerationRequest:

@@ -1,8 +1,15 @@
 """The sandbox's public face: a pool of template workers serving many stateful sessions.
 
 A rollout opens one `Session` per trajectory and calls `execute` once per tool call. Sessions
-are cheap (a fork inside an already-running template), so many can be open at once; how many
-snippets run at the same time is bounded by `config.workers`, because they compete for CPU.
+are cheap (a fork inside an already-running template), so many can be open at once.
+
+How many snippets run at once follows the rollouts the pool serves: a rollout declares its
+trajectories in flight (`serving`), and concurrent executions are bounded by that number (at
+least `config.workers`; at most a few per CPU, since snippets compete for CPU, and
+`config.max_sessions`). A trajectory has one session and a session runs one snippet at a time, so
+a slow or timed-out snippet holds one slot and stalls only its own trajectory; a fixed bound of
+`workers` would let two 15 s timeouts stall every trajectory behind them. Snippets that sleep or
+wait hold a slot but no CPU, hence more slots than CPUs.
 
 A session's process is started lazily, at its first `execute`, and ended at `close`: a
 trajectory that never writes code costs nothing, and one that does holds a process (about 2 MiB
@@ -21,13 +28,15 @@ Use it from asyncio (`async with SandboxPool(config) as pool`) or, in scripts an
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -39,6 +48,66 @@ from codedance_core.sandbox.result import ExecResult
 from codedance_core.sandbox.worker import TemplateWorker, WorkerDied, write_pixels
 
 T = TypeVar("T")
+
+# Concurrent executions per CPU at most. Image snippets take milliseconds of CPU and those that
+# sleep or wait take none, so slots are cheap; but a snippet's wall-clock timeout runs while it
+# shares the CPU, and at this bound a snippet of up to timeout_s / 8 CPU-seconds (1.9 s at the
+# default 15 s) still finishes in time when every slot computes at once.
+EXECUTIONS_PER_CPU = 8
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, which a container's CPU set narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class ExecutionSlots:
+    """A semaphore whose limit can change while slots are held (first come, first served)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def resize(self, limit: int) -> None:
+        """A new limit; a lower one takes effect as held slots are released."""
+        self.limit = limit
+        self._hand_out()
+
+    async def acquire(self) -> None:
+        if self.held < self.limit and not self._waiters:
+            self.held += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # resolved by `_hand_out`, which counts the slot as held
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        self.held -= 1
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        while self._waiters and self.held < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.held += 1
+                waiter.set_result(None)
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 class Session:
@@ -123,7 +192,8 @@ class SandboxPool:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self.workers: list[TemplateWorker] = []
-        self.execution_slots = asyncio.Semaphore(self.config.workers)
+        self.execution_slots = ExecutionSlots(self.config.workers)
+        self.trajectories_served = 0
         self.session_slots = asyncio.Semaphore(self.config.max_sessions)
         self._ids = itertools.count(1)
         self.image_dir: Path | None = None
@@ -163,6 +233,22 @@ class SandboxPool:
         if self.image_dir is None:
             raise RuntimeError("the sandbox pool is not started")
         return Session(self, f"s{next(self._ids)}", image)
+
+    @contextlib.contextmanager
+    def serving(self, trajectories: int) -> Iterator[None]:
+        """Declare `trajectories` in flight for the block: concurrent executions follow the total."""
+        self.trajectories_served += trajectories
+        self.execution_slots.resize(self.execution_limit())
+        try:
+            yield
+        finally:
+            self.trajectories_served -= trajectories
+            self.execution_slots.resize(self.execution_limit())
+
+    def execution_limit(self) -> int:
+        """Snippets allowed to run at once: one per trajectory in flight, within the pool's bounds."""
+        ceiling = min(self.config.max_sessions, EXECUTIONS_PER_CPU * usable_cpus())
+        return max(self.config.workers, min(self.trajectories_served, ceiling))
 
     def forget_pixels(self, opening: dict[str, Any]) -> None:
         """Delete a closed session's pixel file."""

@@ -45,6 +45,8 @@ def batch_metrics(scored: Any) -> dict[str, float]:
         "response_tokens": _mean([float(sum(t.loss_mask)) for t in trajectories]),
         "turns": _mean([float(len(t.turns)) for t in trajectories]),
         "answered_rate": _mean([float(t.finish_reason == "answered") for t in trajectories]),
+        "response_budget_rate": _mean([float(t.finish_reason == "response_budget") for t in trajectories]),
+        "context_overflow_rate": _mean([float(t.finish_reason == "context_overflow") for t in trajectories]),
         "valid_fraction": _mean([float(v) for v in rewards.valid]),
         "kept_fraction": _mean([float(k) for k in scored.keep]),
         "groups_filtered": float(scored.groups_filtered),

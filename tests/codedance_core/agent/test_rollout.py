@@ -14,14 +14,14 @@ import pytest
 from PIL import Image
 
 from codedance_core.agent.rollout import Rollout
-from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.agent.trajectory import RolloutItem, Trajectory, TurnRecord
 from codedance_core.chat_format.messages import to_model_messages
 from codedance_core.chat_format.observation import format_observation
 from codedance_core.chat_format.prompts import get_prompts
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.engines.hf import HFEngine
 from codedance_core.models import load_model_bundle
-from codedance_core.models.imprint import imprint_conversation
+from codedance_core.models.imprint import imprint_conversation, imprint_conversations
 from codedance_core.sandbox import SandboxConfig, SandboxPool
 
 CODE = "w, h = input_image.size\nprint(w * h)\n"
@@ -30,22 +30,22 @@ TURN_2 = "<think>done</think><answer>50176</answer><|im_end|>"
 MESSAGES = [{"role": "system", "content": "sys"}, {"role": "user", "content": "<image>\nHow many pixels?"}]
 
 
-def image() -> Image.Image:
-    return Image.new("RGB", (224, 224), "red")
+def image(colour: str = "red") -> Image.Image:
+    return Image.new("RGB", (224, 224), colour)
 
 
-def item(item_id: str = "a") -> RolloutItem:
-    return RolloutItem(item_id=item_id, messages=[dict(m) for m in MESSAGES], images=[image()], gold="50176")
+def item(item_id: str = "a", colour: str = "red") -> RolloutItem:
+    return RolloutItem(item_id=item_id, messages=[dict(m) for m in MESSAGES], images=[image(colour)], gold="50176")
 
 
 def run(coroutine):
     return asyncio.run(coroutine)
 
 
-def real_observation() -> str:
+def real_observation(code: str = CODE, colour: str = "red") -> str:
     async def go():
         async with SandboxPool(SandboxConfig(workers=1)) as pool:
-            return await pool.run_once(image(), CODE)
+            return await pool.run_once(image(colour), code)
 
     return format_observation(run(go())).text
 
@@ -61,9 +61,9 @@ def tool_user(tiny_model_dir):
     return bundle, observation
 
 
-def rollout(bundle, config: RolloutConfig, items: list[RolloutItem]):
+def rollout(bundle, config: RolloutConfig, items: list[RolloutItem], workers: int = 2):
     async def go():
-        async with SandboxPool(SandboxConfig(workers=2)) as pool:
+        async with SandboxPool(SandboxConfig(workers=workers)) as pool:
             loop = Rollout(HFEngine(bundle), pool, config, bundle=bundle)
             return await loop.run(items), loop.stats
 
@@ -146,3 +146,88 @@ def test_context_overflow_ends_the_trajectory_not_the_batch(tool_user) -> None:
 def test_untrained_model_ends_with_a_reason(tiny_bundle) -> None:
     trajectories, _ = rollout(tiny_bundle, RolloutConfig(temperature=1.0, seed=0, max_new_tokens=16), [item()] * 4)
     assert all(t.finish_reason in {"answered", "no_answer", "length", "turn_limit"} for t in trajectories)
+
+
+# -- token budgets ---------------------------------------------------------------------------------
+def test_a_turn_asks_for_the_least_of_its_cap_the_response_budget_and_the_context_room(tool_user) -> None:
+    bundle, _ = tool_user
+    trajectory = Trajectory(item=item(), sample_index=0, token_ids=[0] * 100)
+    trajectory.turns.append(TurnRecord(index=0, text="", generated_tokens=30))
+    closer = 1 + len(bundle.tokenizer.encode("\n", add_special_tokens=False))
+
+    def limit(**budgets):
+        loop = Rollout(HFEngine(bundle), SandboxPool(), RolloutConfig(max_new_tokens=48, **budgets), bundle=bundle)
+        return loop.turn_token_limit(trajectory)
+
+    assert limit() == (48, "turn")
+    assert limit(max_response_tokens=50) == (20, "response_budget")
+    assert limit(max_context_tokens=130) == (130 - 100 - closer, "context_overflow")
+
+
+def test_the_turn_that_spends_the_response_budget_ends_the_trajectory(tool_user) -> None:
+    bundle, _ = tool_user
+    greedy = RolloutConfig(temperature=0, max_new_tokens=48)
+    [free], _ = rollout(bundle, greedy, [item()])
+    code_turn, answer_turn = (turn.generated_tokens for turn in free.turns)
+    assert free.response_tokens == code_turn + answer_turn == sum(free.loss_mask)
+
+    # Exactly the code turn: its code is not run, since no token is left to read the result.
+    [spent], stats = rollout(bundle, greedy.model_copy(update={"max_response_tokens": code_turn}), [item()])
+    assert (spent.finish_reason, spent.response_tokens, spent.tool_statuses) == ("response_budget", code_turn, [None])
+    assert stats.finish_reasons == {"response_budget": 1}
+
+    # Less than the code turn: the turn is asked for what is left and cut there.
+    [cut], _ = rollout(bundle, greedy.model_copy(update={"max_response_tokens": 10}), [item()])
+    assert (cut.finish_reason, cut.response_tokens, sum(cut.loss_mask)) == ("response_budget", 10, 10)
+
+    # Enough for both turns: the budget changes nothing.
+    [whole], _ = rollout(bundle, greedy.model_copy(update={"max_response_tokens": code_turn + answer_turn}), [item()])
+    assert whole.finish_reason == "answered" and whole.token_ids == free.token_ids
+
+
+def test_a_turn_cut_at_the_end_of_the_context_ends_with_context_overflow(tool_user) -> None:
+    bundle, _ = tool_user
+    [free], _ = rollout(bundle, RolloutConfig(temperature=0, max_new_tokens=48), [item()])
+    context = free.prompt_length + 12
+    [cut], _ = rollout(bundle, RolloutConfig(temperature=0, max_new_tokens=48, max_context_tokens=context), [item()])
+    assert cut.finish_reason == "context_overflow"
+    assert len(cut.token_ids) == context  # the turn filled the room and was closed like any other
+
+
+# -- scheduling ------------------------------------------------------------------------------------
+# The code sleeps for the red channel of the image's corner / 40 s: 6.4 s on red, nothing on black.
+SLEEP_CODE = "import time\ntime.sleep(input_image.getpixel((0, 0))[0] / 40)\nprint(input_image.size)\n"
+SLEEP_TURN = f"<think>look</think><code>\n```python\n{SLEEP_CODE}```\n</code>"
+
+
+@pytest.fixture(scope="module")
+def sleeper(tiny_model_dir):
+    """The tiny model taught to write SLEEP_CODE on red and on black images, then to answer."""
+    bundle = load_model_bundle(tiny_model_dir, device="cpu")
+    observation = real_observation(SLEEP_CODE, "black")
+    turns = [(SLEEP_TURN, observation), (TURN_2.removesuffix("<|im_end|>"), None)]
+    conversations = [(to_model_messages(MESSAGES), [image(colour)], turns) for colour in ("red", "black")]
+    assert imprint_conversations(bundle, conversations) < 0.05
+    return bundle
+
+
+def slow_and_fast(bundle, lockstep: bool) -> tuple[Trajectory, list[Trajectory]]:
+    """One trajectory whose snippet sleeps 6.4 s beside three whose snippets return at once, on one
+    sandbox template (so a pool bounded by its templates would run their code one at a time)."""
+    config = RolloutConfig(temperature=0, max_new_tokens=96, lockstep=lockstep)
+    items = [item("slow", "red")] + [item(f"fast{i}", "black") for i in range(3)]
+    [slow, *fast], _ = rollout(bundle, config, items, workers=1)
+    assert all(t.finish_reason == "answered" for t in [slow, *fast]), [(t.finish_reason, t.error) for t in fast]
+    assert slow.turns[0].exec_wall_s > 6
+    return slow, fast
+
+
+def test_a_slow_snippet_stalls_only_its_own_trajectory(sleeper) -> None:
+    slow, fast = slow_and_fast(sleeper, lockstep=False)
+    # The fast ones took their second turn while the slow snippet slept, and were done long before it.
+    assert max(t.wall_s for t in fast) < slow.wall_s - 3
+
+
+def test_in_lockstep_every_trajectory_waits_for_the_slowest_snippet(sleeper) -> None:
+    slow, fast = slow_and_fast(sleeper, lockstep=True)
+    assert min(t.wall_s for t in fast) > slow.turns[0].exec_wall_s

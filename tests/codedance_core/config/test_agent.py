@@ -27,8 +27,8 @@ def test_the_loop_config_adds_what_the_stage_sets_itself() -> None:
     settings = RolloutSettings(max_turns=3, prompt_version="suite-v1", early_sessions=False)
     config = settings.for_stage(samples_per_prompt=8, seed=11)
     assert isinstance(config, RolloutConfig)
-    assert config.model_dump(exclude={"samples_per_prompt", "seed"}) == settings.model_dump()
-    assert (config.samples_per_prompt, config.seed) == (8, 11)
+    assert config.model_dump(exclude={"samples_per_prompt", "seed", "lockstep"}) == settings.model_dump()
+    assert (config.samples_per_prompt, config.seed, config.lockstep) == (8, 11, False)
     # and back: a full config resolves to plain settings, without the stage's own fields
     assert type(config.with_overrides(RolloutOverrides())) is RolloutSettings
 

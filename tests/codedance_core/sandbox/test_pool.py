@@ -17,6 +17,7 @@ import psutil
 from PIL import Image
 
 from codedance_core.sandbox import ExecResult, SandboxConfig, SandboxPool
+from codedance_core.sandbox.pool import ExecutionSlots
 
 from .conftest import descendants
 
@@ -189,3 +190,52 @@ def test_a_session_process_starts_at_its_first_execute_and_waits_for_a_free_slot
     idle, running, blocked, stdout = asyncio.run(scenario())
     assert (idle, running, blocked) == (0, 1, True)
     assert stdout == "(1024, 1024)\n"
+
+
+def test_concurrent_executions_follow_the_trajectories_a_rollout_serves(gradient_image):
+    async def scenario() -> tuple[float, float, int, int]:
+        async with SandboxPool(SandboxConfig(workers=1)) as pool:
+            sessions = [await pool.open_session(gradient_image) for _ in range(4)]
+
+            async def four_sleeps() -> float:
+                started = time.monotonic()
+                await asyncio.gather(*(s.execute("import time\ntime.sleep(1)") for s in sessions))
+                return time.monotonic() - started
+
+            alone = await four_sleeps()  # nothing declared: one snippet at a time (config.workers)
+            with pool.serving(trajectories=4):
+                limit = pool.execution_limit()
+                together = await four_sleeps()
+            after = pool.execution_limit()
+            for session in sessions:
+                await session.close()
+            return alone, together, limit, after
+
+    alone, together, limit, after = asyncio.run(scenario())
+    assert (limit, after) == (4, 1)
+    assert alone > 4 and together < 2.5
+
+
+def test_execution_slots_change_size_while_held():
+    async def scenario() -> None:
+        slots = ExecutionSlots(1)
+        await slots.acquire()
+        second = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)
+        assert not second.done()
+        slots.resize(2)  # a waiter gets the new slot at once
+        await asyncio.sleep(0)
+        assert second.done() and slots.held == 2
+        slots.resize(1)  # a lower limit takes effect as slots are released
+        slots.release()
+        third = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)
+        assert not third.done()
+        third.cancel()  # a cancelled waiter takes nothing
+        await asyncio.gather(third, return_exceptions=True)
+        slots.release()
+        assert slots.held == 0
+        await slots.acquire()
+        assert slots.held == 1
+
+    asyncio.run(scenario())
