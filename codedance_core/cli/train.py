@@ -1,7 +1,8 @@
 """`codedance train`: supervised fine-tuning on trajectory rows, and GRPO with the BAT reward.
 
     codedance train sft --config tiny --data sft.parquet --model .codedance/models/tiny --out runs/sft
-    codedance train sft --config paper --data s3://bucket/sft.parquet --model /models/qwen7b --dry-run
+    codedance train sft --config paper --dry-run       # the launch plan and each GPU's memory
+    codedance train rl --config paper --model /models/Qwen2.5-VL-7B-Instruct --dry-run
     codedance train rl --config tiny --data rl.parquet --model runs/sft/model --out runs/rl \\
         --set grpo.learning_rate=1e-3 --set grpo.prompts_per_step=4
 
@@ -14,6 +15,12 @@ complete checkpoint of the same stage call (same data, model, settings and code)
 
 The SFT settings are the profile's `sft` section; RL reads `grpo` with the `rollout`, `rewards`,
 `sandbox` and `engine` sections. Override any field by dotted path (`--set sft.max_steps=20`).
+
+A dry run needs neither data nor model: it prints the launch plan and, for GPU workers, the memory
+plan of one GPU (train/memory_plan.py), from the model's config.json when `--model` (or the profile's
+model.path) is a directory here, else from the Qwen2.5-VL size its name says. It exits 1, naming what
+to change, when the plan does not fit `gpu_memory_gb`; a real run on GPUs refuses the same way before
+it starts.
 """
 
 from __future__ import annotations
@@ -33,49 +40,56 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DataOpt = Annotated[str, typer.Option("--data", help="Training rows (parquet), local or s3://.")]
-ModelOpt = Annotated[str, typer.Option("--model", help="Model directory to start from (local, or a stored one).")]
+DataOpt = Annotated[str | None, typer.Option("--data", help="Training rows (parquet), local or s3://; not needed by --dry-run.")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="Model directory to start from (local, or a stored one); --dry-run plans the profile's model.path without it.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also copy the final model (OUT/model) and metrics here.")]
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Profile name (configs/NAME.yaml) or YAML path.")]
 OverrideOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override by dotted path, e.g. sft.max_steps=20.")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Artifact store for the model and checkpoints (default: the profile's).")]
 TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="Log the run to this MLflow server (default: not logged).")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate the config and print the launch plan only.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate the config, print the launch and memory plans only.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
 @app.command("sft")
 def sft(
-    data: DataOpt, model: ModelOpt, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
+    data: DataOpt = None, model: ModelOpt = None, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
     store: StoreOpt = None, tracking_uri: TrackingOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune on multi-turn trajectories, loss on assistant tokens only; resumes from the store's checkpoints."""
     from codedance_core.stages.training import sft_plan, train_sft
+    from codedance_core.train.memory_plan import sft_memory
 
     profile = _load(config, overrides)
     if dry_run:
-        _print_plan(sft_plan(profile.sft), {"sft": profile.sft.model_dump(mode="json")}, as_json)
+        memory = sft_memory(profile.sft, _shape(profile, model))
+        _print_plan(sft_plan(profile.sft), {"sft": profile.sft.model_dump(mode="json")}, memory, as_json)
         return
-    trained = train_sft(profile.sft, *_inputs(data, model), _context(profile, store, tracking_uri, as_json))
+    trained = _refused_early(lambda: train_sft(profile.sft, *_inputs(data, model),
+                                               _context(profile, store, tracking_uri, as_json)))
     _finish("SFT", trained, out, store or profile.store.root, as_json)
 
 
 @app.command("rl")
 def rl(
-    data: DataOpt, model: ModelOpt, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
+    data: DataOpt = None, model: ModelOpt = None, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
     store: StoreOpt = None, tracking_uri: TrackingOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """GRPO with the BAT reward on multi-turn tool rollouts; resumes from the store's checkpoints."""
     from codedance_core.stages.training import rl_plan, train_rl
+    from codedance_core.train.memory_plan import grpo_memory
 
     profile = _load(config, overrides)
     sections = (profile.grpo, profile.rollout_for("rl"), profile.rewards, profile.sandbox, profile.engine)
     if dry_run:
         shown = {name: section.model_dump(mode="json")
                  for name, section in zip(("grpo", "rollout", "rewards", "sandbox", "engine"), sections, strict=True)}
-        _print_plan(rl_plan(profile.grpo, profile.engine), shown, as_json)
+        memory = grpo_memory(profile.grpo, profile.engine, _shape(profile, model), sections[1].max_context_tokens)
+        _print_plan(rl_plan(profile.grpo, profile.engine), shown, memory, as_json)
         return
-    trained = train_rl(*sections, 1, *_inputs(data, model), _context(profile, store, tracking_uri, as_json))
+    trained = _refused_early(lambda: train_rl(*sections, 1, *_inputs(data, model),
+                                              _context(profile, store, tracking_uri, as_json)))
     _finish("GRPO", trained, out, store or profile.store.root, as_json)
 
 
@@ -89,10 +103,31 @@ def _load(config: str, overrides: list[str] | None) -> Any:
         raise typer.Exit(2) from None
 
 
-def _inputs(data: str, model: str) -> tuple[Any, Any]:
+def _shape(profile: Any, model: str | None) -> Any:
+    """The model's shape for the memory plan: --model's, else the profile's model.path's, else the tiny model's."""
+    from codedance_core.train.model_shape import model_shape
+
+    return model_shape(model, profile.model.path, tiny=profile.tiny_model if profile.builds_tiny_model else None)
+
+
+def _refused_early(run: Any) -> Any:
+    """Run a training stage; a memory plan it refuses before starting exits 1 with what to change."""
+    from codedance_core.train.memory_plan import MemoryPlanError
+
+    try:
+        return run()
+    except MemoryPlanError as error:
+        err_console.print(str(error), style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _inputs(data: str | None, model: str | None) -> tuple[Any, Any]:
     """The two inputs as artifact references (their digests key the stage call)."""
     from codedance_core.storage import artifact_ref
 
+    if data is None or model is None:
+        err_console.print("[red]--data and --model are needed to train (only --dry-run goes without)[/red]")
+        raise typer.Exit(2)
     try:
         return artifact_ref(data), artifact_ref(model)
     except FileNotFoundError as exc:
@@ -108,11 +143,43 @@ def _context(profile: Any, store: str | None, tracking_uri: str | None, quiet: b
     return StageContext(store or profile.store.root, tracking, log=lambda line: log(line, markup=False, highlight=False))
 
 
-def _print_plan(plan: Any, sections: dict[str, Any], as_json: bool) -> None:
+def _print_plan(plan: Any, sections: dict[str, Any], memory: Any, as_json: bool) -> None:
+    """The launch plan, the sections it runs with and one GPU's memory; exit 1 when that does not fit."""
     from codedance_core.stages.ray_address import ray_address_from_env
 
-    shown = {"plan": plan.describe(ray_address_from_env()), **sections}
-    print(json.dumps(shown, default=str)) if as_json else console.print_json(json.dumps(shown, default=str))
+    shown = {"plan": plan.describe(ray_address_from_env()), **sections, "memory": memory.describe()}
+    if as_json:
+        print(json.dumps(shown, default=str))
+    else:
+        console.print_json(json.dumps({k: v for k, v in shown.items() if k != "memory"}, default=str))
+        _print_memory(memory)
+    refusal = memory.refusal()
+    if refusal is not None:
+        err_console.print(refusal, style="red", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_memory(memory: Any) -> None:
+    """One GPU's memory as a table: a column per phase, the total against the GPU."""
+    from rich.table import Table
+
+    if memory.not_planned is not None:
+        console.print(f"memory per GPU: {memory.summary()}")
+        return
+    table = Table(title=f"Memory of one GPU ({memory.section}): {memory.summary()}", title_justify="left")
+    table.add_column("")
+    for phase in memory.phases:
+        table.add_column(f"{phase} GiB", justify="right")
+    table.add_column("how")
+    for line in memory.lines:
+        table.add_row(line.item, *(f"{gib:.1f}" for gib in line.gib), line.how, style=None if any(line.gib) else "dim")
+    table.add_section()
+    table.add_row("total", *(f"{total:.1f}" for total in memory.totals), "", style="bold")
+    table.add_row("GPU (gpu_memory_gb)", *(f"{memory.gpu_gib:g}" for _ in memory.phases), "")
+    console.print(table)
+    console.print(f"model: {memory.model}", markup=False, highlight=False)
+    for note in memory.notes:
+        console.print(f"  {note}", markup=False, highlight=False)
 
 
 def _finish(what: str, trained: Any, out: Path | None, store_root: str, as_json: bool) -> None:

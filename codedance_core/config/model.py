@@ -180,6 +180,24 @@ class EngineConfig(StrictModel):
     max_model_len: int = Field(20480, ge=256, description="vLLM: longest prompt+response in tokens.")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM: GPUs per engine.")
     max_images_per_prompt: int = Field(16, ge=1, description="vLLM: images allowed in one conversation.")
+    sleep_mode: bool = Field(
+        True,
+        description="vLLM: build with sleep mode, so that a trainer sharing the GPU gets the engine's KV "
+        "cache and weights' memory back during each update.",
+    )
+    sleep_level: Literal[1, 2] = Field(
+        1,
+        description="vLLM: 1 offloads the engine's weights to CPU memory while asleep, 2 discards them "
+        "(every weight is reloaded by the sync after an update anyway).",
+    )
+    in_process: bool = Field(
+        True,
+        description="vLLM: run the engine core in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0), so "
+        "the trainer's weights reach it by reference; weight sync needs it.",
+    )
+    weight_sync_bucket_mb: int = Field(
+        512, ge=1, description="vLLM: megabytes of weights gathered and loaded at a time by weight sync."
+    )
 
     @model_validator(mode="after")
     def _check_kind(self) -> EngineConfig:

@@ -73,6 +73,15 @@ class TrainerSettings(StrictModel):
     image_min_pixels: int | None = Field(None, ge=1, description="Override of the model's smallest image area.")
     image_max_pixels: int | None = Field(None, ge=1, description="Override of the model's largest image area.")
 
+    @model_validator(mode="after")
+    def _lora_is_not_sharded(self) -> TrainerSettings:
+        if self.deepspeed_stage == 3 and self.lora.enabled:
+            raise ValueError(
+                "lora.enabled with deepspeed_stage 3 is not supported: the adapters' optimizer states are "
+                "small, so use deepspeed_stage 2 (or 0) with LoRA"
+            )
+        return self
+
 
 class SFTConfig(TrainerSettings):
     """Multi-turn supervised fine-tuning on trajectory rows (loss on assistant tokens only)."""

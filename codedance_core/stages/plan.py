@@ -2,8 +2,9 @@
 
 Each row is the plan the stage itself will launch (the same functions the stages call), so a dry
 run of the `paper` profile on a laptop shows exactly what the cluster will be asked for: how many
-workers, GPUs, which engine, which entry point, and whether it goes as a Ray job or a Ray task.
-Nothing is read: no data, no model.
+workers, GPUs, which engine, which entry point, and whether it goes as a Ray job or a Ray task; the
+training stages add one GPU's peak memory (train/memory_plan.py), which they check again before
+they start. No data and no model are needed (a model directory's config.json is read if it is here).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from codedance_core.stages.ray_address import RayAddress, ray_address_from_env
 from codedance_core.stages.registry import REGISTER_PLAN
 from codedance_core.stages.synthesis import synthesis_plan
 from codedance_core.stages.training import rl_plan, sft_plan
+from codedance_core.train.memory_plan import MemoryPlan, grpo_memory, sft_memory
+from codedance_core.train.model_shape import model_shape
 
-COLUMNS = ("step", "launch", "submitted as", "workers", "gpus", "engine", "entry point")
+COLUMNS = ("step", "launch", "submitted as", "workers", "gpus", "engine", "memory per GPU", "entry point")
 
 
 def lifecycle_plan(profile: ProfileConfig, rl_rounds: int = 1) -> list[tuple[str, LaunchPlan]]:
@@ -54,10 +57,25 @@ def lifecycle_plan(profile: ProfileConfig, rl_rounds: int = 1) -> list[tuple[str
     return steps
 
 
+def training_memory(profile: ProfileConfig) -> dict[str, MemoryPlan]:
+    """One GPU's memory of the SFT and RL stages (by LaunchPlan stage name), for the profile's model."""
+    shape = model_shape(profile.model.path, tiny=profile.tiny_model if profile.builds_tiny_model else None)
+    return {"sft": sft_memory(profile.sft, shape),
+            "rl": grpo_memory(profile.grpo, profile.engine, shape, profile.rollout_for("rl").max_context_tokens)}
+
+
+def memory_cell(plan: MemoryPlan | None) -> str:
+    if plan is None or plan.not_planned is not None:
+        return "-" if plan is None else "n/a"
+    return f"{plan.peak:.0f} of {plan.gpu_gib:g} GiB" + ("" if plan.fits else " (DOES NOT FIT)")
+
+
 def plan_rows(profile: ProfileConfig, rl_rounds: int = 1, address: RayAddress | None = None) -> list[dict[str, Any]]:
     """The dry run as rows: each step's plan described for the given Ray address (default: RAY_ADDRESS)."""
     address = address or ray_address_from_env()
-    return [{"step": name, **plan.describe(address)} for name, plan in lifecycle_plan(profile, rl_rounds)]
+    memory = training_memory(profile)
+    return [{"step": name, **plan.describe(address), "memory per GPU": memory_cell(memory.get(plan.stage))}
+            for name, plan in lifecycle_plan(profile, rl_rounds)]
 
 
 def print_plan(profile: ProfileConfig, rl_rounds: int = 1, console: Console | None = None) -> list[dict[str, Any]]:
@@ -74,4 +92,7 @@ def print_plan(profile: ProfileConfig, rl_rounds: int = 1, console: Console | No
         details = {k: v for k, v in row.items() if k not in COLUMNS and k != "cpus"}
         if details:
             console.print(f"  {row['step']}: " + "; ".join(f"{k} {v}" for k, v in details.items()))
+    for plan in training_memory(profile).values():
+        if not plan.fits:
+            console.print(f"  {plan.refusal()}", style="red", markup=False, highlight=False)
     return rows

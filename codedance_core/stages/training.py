@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from codedance_core.stages.keys import stage
 from codedance_core.stages.launch import LaunchPlan
 from codedance_core.stages.results import TrainedModel
 from codedance_core.storage import ArtifactRef, ArtifactStore
+from codedance_core.train.memory_plan import MemoryPlan, grpo_memory, sft_memory
+from codedance_core.train.model_shape import ModelShape, model_shape
 
 METRICS_SUFFIX = "-metrics.jsonl"
 
@@ -63,6 +66,7 @@ def rl_plan(config: GRPOConfig, engine: EngineConfig) -> LaunchPlan:
             "trajectories per step": config.prompts_per_step * config.samples_per_prompt,
             "prompts per worker": per_worker,
             "updates per step": config.ppo_epochs * config.mini_batches_per_step,
+            "deepspeed stage": config.deepspeed_stage,
         },
     )
 
@@ -71,6 +75,7 @@ def rl_plan(config: GRPOConfig, engine: EngineConfig) -> LaunchPlan:
 @stage("sft")
 def train_sft(config: SFTConfig, data: ArtifactRef, model: ArtifactRef, ctx: StageContext) -> TrainedModel:
     """Supervised fine-tuning on trajectory rows (loss on assistant tokens only)."""
+    refuse_what_cannot_fit(config.gpus_per_worker, lambda shape: sft_memory(config, shape), model, ctx)
     out = f"models/sft-{data.short_digest}-{model.short_digest}-{config.digest()[:8]}"
     params = config.model_dump(mode="json")
     with ctx.stage_run("sft", params=params, inputs={"sft-data": data, "base-model": model}) as run:
@@ -86,6 +91,8 @@ def train_rl(
     round_index: int, data: ArtifactRef, model: ArtifactRef, ctx: StageContext,
 ) -> TrainedModel:
     """One RL round (GRPO + BAT) starting from `model` on the RL rows."""
+    refuse_what_cannot_fit(grpo.gpus_per_worker,
+                           lambda shape: grpo_memory(grpo, engine, shape, rollout.max_context_tokens), model, ctx)
     out = f"models/rl-{round_index}-{data.short_digest}-{model.short_digest}-{grpo.digest()[:8]}"
     params = {"round": round_index, "grpo": grpo.model_dump(mode="json"), "rollout": rollout.model_dump(mode="json"),
               "rewards": rewards.model_dump(mode="json")}
@@ -96,6 +103,18 @@ def train_rl(
         trained: TrainedModel = ctx.launch(rl_plan(grpo, engine), call)
         log_outputs(run, {"rl-model": trained.model, "rl-metrics": trained.metrics})
     return trained
+
+
+def refuse_what_cannot_fit(gpus_per_worker: float, plan_of: Callable[[ModelShape | None], MemoryPlan],
+                           model: ArtifactRef, ctx: StageContext) -> None:
+    """Before a GPU stage starts anything: one GPU's memory plan in the log, and `MemoryPlanError`
+    naming what to change when it exceeds gpu_memory_gb (train/memory_plan.py). The shape comes from
+    the model's config.json in the store; CPU stages have nothing to plan."""
+    if gpus_per_worker == 0:
+        return
+    plan = plan_of(model_shape(model.uri))
+    ctx.log(f"{plan.section} memory: {plan.summary()}")
+    plan.check()
 
 
 # -- what runs on the workers --------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Where a training process stands among its peers, and the DeepSpeed config built from a stage config.
 
 The SFT function does not know who started it: one CPU process (`codedance train sft`), a Ray Train
-worker (the training stages, codedance_core/stages/training.py), or torchrun. It reads `torch.distributed`, which Ray Train and torchrun both
-initialise, through `DistContext`; a lone process is world size 1 and every collective is a no-op.
+worker (the training stages, codedance_core/stages/training.py), or torchrun. It reads `torch.distributed`
+through `DistContext`: Ray Train initialises it for its workers, a torchrun script with
+`init_process_group`; a lone process is world size 1 and every collective is a no-op.
 
-The DeepSpeed config is derived, never written by hand: batch sizes, accumulation, clipping and
-precision come from `SFTConfig`, so the YAML cannot disagree with what the optimizer does.
+The DeepSpeed config is derived, never written by hand: micro-batch size, clipping, ZeRO stage,
+offload and precision come from the stage config (SFT or GRPO), and precision follows the device the
+worker trains on (bf16 on a GPU, float32 on a CPU worker over gloo), so the YAML cannot disagree with
+what the optimizer does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as torch_dist
 
-from codedance_core.config.train import SFTConfig
+from codedance_core.config.train import GRPOConfig, SFTConfig, TrainerSettings
 
 
 @dataclass(frozen=True)
@@ -69,41 +72,50 @@ class DistContext:
         return float(tensor.item())
 
 
-def autocast_dtype(config: SFTConfig, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(config: TrainerSettings, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for plain float32 (CPU bf16 autocast is slow and adds nothing here)."""
     if config.dtype == "bfloat16" or (config.dtype == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
 
 
-def deepspeed_config(config: SFTConfig, world_size: int) -> dict[str, Any]:
-    """A DeepSpeed config for ZeRO-2/3 from the stage config (bf16 on, the optimizer stays ours)."""
+def deepspeed_bf16(config: TrainerSettings, device: torch.device) -> bool:
+    """Whether DeepSpeed keeps bf16 weights (with float32 master weights in the optimizer): on a GPU
+    unless the config asks for float32; never on a CPU worker, where float32 is both faster and exact."""
+    return device.type == "cuda" and config.dtype != "float32"
+
+
+def deepspeed_config(
+    config: SFTConfig | GRPOConfig, world_size: int, device: torch.device
+) -> dict[str, Any]:
+    """A DeepSpeed config for ZeRO-2/3 from the stage config; the optimizer and schedule stay ours.
+
+    Gradient accumulation is the caller's (`managed_gradient_accumulation` off): each backward adds
+    into the sharded gradients and every `step()` is an optimizer step, however many micro-batches
+    an update has (GRPO's vary with their token budget)."""
     if config.deepspeed_stage == 0:
         raise ValueError("deepspeed_config needs deepspeed_stage 2 or 3")
     zero: dict[str, Any] = {
         "stage": config.deepspeed_stage,
-        "overlap_comm": True,
+        "overlap_comm": device.type == "cuda",
         "contiguous_gradients": True,
         "reduce_bucket_size": 5e8,
     }
     if config.deepspeed_stage == 3:
-        zero.update(
-            {
-                "stage3_prefetch_bucket_size": 5e8,
-                "stage3_param_persistence_threshold": 1e6,
-                # save_pretrained needs whole weights: gather them on save.
-                "stage3_gather_16bit_weights_on_model_save": True,
-            }
-        )
+        zero.update({"stage3_prefetch_bucket_size": 5e8, "stage3_param_persistence_threshold": 1e6})
     if config.offload_optimizer:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device.type == "cuda"}
+    micro_batch = config.batch_size if isinstance(config, SFTConfig) else config.micro_batch_size
     return {
-        "train_micro_batch_size_per_gpu": config.batch_size,
-        "gradient_accumulation_steps": config.grad_accumulation,
-        "train_batch_size": config.batch_size * config.grad_accumulation * world_size,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": 1,
+        "train_batch_size": micro_batch * world_size,
+        "managed_gradient_accumulation": False,
         "gradient_clipping": config.max_grad_norm,
-        "bf16": {"enabled": autocast_dtype(config, torch.device("cuda")) is torch.bfloat16},
+        "bf16": {"enabled": deepspeed_bf16(config, device)},
         "zero_optimization": zero,
+        # torch's AdamW on the offloaded states: DeepSpeedCPUAdam needs compiled ops.
+        "zero_force_ds_cpu_optimizer": False,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }

@@ -8,8 +8,11 @@
    advantages plus the turn-level correction on each assistant turn's tokens (`grpo_step`);
 4. updates the policy with the clipped, token-mean policy-gradient loss (`grpo_loss`).
 
-The engine generates with the current weights: on CPU the hf engine shares the trainer's model
-object; a colocated vLLM engine (GPU) is refreshed after every update. Under several workers
+The engine generates with the current weights: the hf engine shares the trainer's model object,
+except under ZeRO-3, where every forward is a collective that ranks generating different lengths
+could not keep in step, so it has its own plain copy, loaded with the gathered weights after every
+update; a colocated vLLM engine (GPU) is refreshed after every update. How the policy is optimised
+(plain, DDP, DeepSpeed ZeRO-2/3) is `sharded.Optimization`, shared with SFT. Under several workers
 (Ray Train, torchrun) each rolls out and scores its own prompts -- groups never straddle
 workers -- and the token-mean loss is normalised by the global token count, as in SFT.
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,6 @@ from codedance_core.train.checkpoint import (
     MODEL_DIR,
     CheckpointManager,
     DataPosition,
-    read_trainer_state,
-    write_trainer_state,
 )
 from codedance_core.train.distributed import DistContext
 from codedance_core.train.grpo_metrics import batch_metrics, combine_ranks, trajectory_samples
@@ -55,12 +56,14 @@ from codedance_core.train.grpo_rollout import (
     CanonicalOrderEngine,
     RolloutRunner,
     canonical_group_order,
+    engine_released,
     step_rollout_config,
     sync_vllm_weights,
 )
 from codedance_core.train.grpo_step import Policy, score_batch, update_policy
-from codedance_core.train.model_setup import save_model_dir, trainable_parameter_groups
 from codedance_core.train.run_start import FINAL_MODEL_DIR, MetricsCallback, RunStart, append_metrics
+from codedance_core.train.sharded import Optimization, weight_dtype
+from codedance_core.train.weight_sync import load_buckets, weight_buckets
 
 TRAJECTORY_DIR = "trajectories"
 _RANK_SEED_STRIDE = 1_000_003  # workers sample different streams for different prompts
@@ -125,6 +128,8 @@ class _Run:
     position: DataPosition
     total_steps: int
     vllm_engine: Any = None
+    rollout_model: Any = None  # the hf engine's own copy of the weights under ZeRO-3
+    weight_sync_bytes: int = 512 << 20
     skipped_rows: int = 0
 
 
@@ -149,7 +154,7 @@ def train_grpo(
     `rollout` is the loop settings RL inherits (the profile's rollout section, or
     `profile.rollout_for("rl")`: `config.rollout` is applied either way); `rewards`, `sandbox`,
     `engine` are the profile's sections (defaults if omitted); `engine.kind` must be hf (CPU/GPU,
-    shares the trainer's model) or vllm (GPU, synced each step).
+    shares the trainer's model, or a synced copy under ZeRO-3) or vllm (GPU, synced each step).
     """
     rollout = config.rollout_settings(rollout)
     if rollout.temperature <= 0:
@@ -159,24 +164,26 @@ def train_grpo(
         raise ValueError(f"prompts_per_step={config.prompts_per_step} does not split over {dist.world_size} workers")
     torch.manual_seed(config.seed)
     start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
-    bundle = start.load_bundle(config, model_dir, dist)
+    # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
+    bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
     model, checkpoints, resume_dir, run_dir = bundle.model, start.checkpoints, start.resume_dir, start.run_dir
     rows = load_rows(data)
     run = _setup(config, dist, bundle, model, model_dir, rows, rollout, rewards, sandbox, engine, judge)
     run.checkpoints, run.run_dir = checkpoints, run_dir
     try:
         if resume_dir is not None:
-            run.position = read_trainer_state(resume_dir, run.policy.optimizer, run.policy.scheduler)
+            run.position = run.policy.optimization.load_state(resume_dir)
+        if run.rollout_model is not None:
+            _refresh_rollout_model(run)
         if run.vllm_engine is not None:
-            sync_vllm_weights(run.vllm_engine, _merged(model))
+            sync_vllm_weights(run.vllm_engine, model)
         history = _train_loop(run, metrics_callback, progress)
         if start.needs_checkpoint_at(run.position.step):
             _save_checkpoint(run)
     finally:
         run.runner.close()
     final_dir = run_dir / FINAL_MODEL_DIR
-    if dist.is_main:
-        save_model_dir(model, bundle, final_dir, merge_lora=config.lora.merge_on_save)
+    run.policy.optimization.save_model(bundle, final_dir, merge_lora=config.lora.merge_on_save)
     dist.barrier()
     return GRPOResult(final_dir, run.position.step, start.resume_name, history)
 
@@ -197,24 +204,26 @@ def _setup(
     from codedance_core.engines.hf import HFEngine
     from codedance_core.models import load_model_bundle
 
-    optimizer = torch.optim.AdamW(
-        trainable_parameter_groups(model, config.weight_decay), lr=config.learning_rate, betas=config.adam_betas
-    )
     warmup = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    optimization = Optimization.build(
+        model, config, dist, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0
+    )
+    dtype = weight_dtype(config, dist.device)
     reference = None
     if config.kl_coef > 0:
-        reference = load_model_bundle(model_dir, device=str(dist.device), dtype="float32").model
+        reference = load_model_bundle(model_dir, device=str(dist.device), dtype=dtype).model
         reference.requires_grad_(False)
-    trainer_model = model
-    if dist.distributed:
-        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-        trainer_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    policy = Policy(trainer_model, bundle, optimizer, scheduler, config, dist, rollout.temperature, reference)
+    policy = Policy(optimization.model, bundle, optimization, config, dist, rollout.temperature, reference)
     kind = engine_config.kind if engine_config is not None else "hf"
-    vllm_engine = None
+    vllm_engine = rollout_model = None
     if kind == "hf":
-        engine: Any = HFEngine(bundle, max_batch_size=engine_config.max_batch_size if engine_config else 64)
+        rollout_bundle = bundle
+        if optimization.shards_weights:
+            # A ZeRO-3 forward is a collective and ranks generate different lengths: the engine
+            # gets a plain copy, refreshed with the gathered weights after every update.
+            rollout_model = load_model_bundle(model_dir, device=str(dist.device), dtype=dtype).model
+            rollout_bundle = replace(bundle, model=rollout_model.requires_grad_(False))
+        engine: Any = HFEngine(rollout_bundle, max_batch_size=engine_config.max_batch_size if engine_config else 64)
     elif kind == "vllm":
         from codedance_core.engines.vllm import VLLMEngine
 
@@ -230,7 +239,8 @@ def _setup(
     total = total_steps_of(config, len(rows))
     return _Run(
         config, dist, policy, runner, rollout, rewards or RewardConfig(), judge, rows,
-        None, None, DataPosition(), total, vllm_engine,  # type: ignore[arg-type]  # set by the caller
+        None, None, DataPosition(), total, vllm_engine, rollout_model,  # type: ignore[arg-type]  # set by the caller
+        (engine_config.weight_sync_bucket_mb if engine_config else 512) << 20,
     )
 
 
@@ -287,9 +297,10 @@ def _step(run: _Run) -> tuple[dict[str, float], dict[str, float], Any]:
         score_batch(trajectories, config.samples_per_prompt, run.rewards, run.judge, config.filter_equal_reward_groups)
     )
     scored_at = time.perf_counter()
-    update = update_policy(run.policy, scored)
-    if run.vllm_engine is not None:
-        sync_vllm_weights(run.vllm_engine, _merged(run.policy.bundle.model))
+    with engine_released(run.vllm_engine, run.policy.bundle.model):  # vLLM sleeps, wakes synced
+        update = update_policy(run.policy, scored)
+    if run.rollout_model is not None:
+        _refresh_rollout_model(run)
     finished = time.perf_counter()
     metrics = {
         **batch_metrics(scored),
@@ -303,15 +314,6 @@ def _step(run: _Run) -> tuple[dict[str, float], dict[str, float], Any]:
         "skipped_rows": float(run.skipped_rows),
     }
     return combine_ranks(metrics, dist), metrics, scored
-
-
-def _merged(model: Any) -> Any:
-    """The weights an engine must serve: LoRA adapters merged into a copy, else the model itself."""
-    if hasattr(model, "merge_and_unload"):
-        import copy
-
-        return copy.deepcopy(model).merge_and_unload()
-    return model
 
 
 def _log(
@@ -332,10 +334,15 @@ def _save_trajectories(run: _Run, scored: Any) -> Path:
     return path
 
 
+def _refresh_rollout_model(run: _Run) -> None:
+    """The trainer's current weights into the hf engine's own copy: ZeRO-3 shards gathered a bucket
+    at a time (a collective: every rank runs this, after every update)."""
+    load_buckets(run.rollout_model, weight_buckets(run.policy.bundle.model, run.weight_sync_bytes))
+
+
 def _save_checkpoint(run: _Run) -> str:
     def write(directory: Path) -> None:
-        if run.dist.is_main:
-            save_model_dir(run.policy.bundle.model, run.policy.bundle, directory / MODEL_DIR)
-            write_trainer_state(directory, run.policy.optimizer, run.policy.scheduler, run.position)
+        run.policy.optimization.save_model(run.policy.bundle, directory / MODEL_DIR)
+        run.policy.optimization.save_state(directory, run.position)
 
     return run.checkpoints.save(run.position.step, write, run.dist)

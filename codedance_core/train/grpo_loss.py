@@ -1,4 +1,4 @@
-"""The GRPO objective on tensors: log-probs of sampled tokens, the clipped loss, KL and entropy.
+"""The GRPO objective on tensors: per-token weights, the clipped loss and the KL to a reference.
 
 Everything here works on a left-padded batch in the "target" frame: column j of a (B, W-1)
 tensor is about token j+1 of the padded row, predicted by the logits at column j. The trainer
@@ -9,7 +9,8 @@ Aggregation is by per-token WEIGHTS rather than by a mean inside the function: w
 every model token of the mini-batch has weight 1 / (tokens in the mini-batch, all micro-batches
 and workers together). A micro-batch's loss is then its share of the mini-batch loss, and summing
 gradients over micro-batches gives exactly the gradient of the full token mean, whatever the
-micro-batch size. That is the original's aggregation (verl's `token-mean`).
+micro-batch size. That is the original's aggregation (verl's `token-mean`). The log-probs and
+entropy it reads come from `token_logprobs`, a chunk of positions at a time.
 """
 
 from __future__ import annotations
@@ -20,29 +21,6 @@ import torch
 
 # k3 is exp(x) - x - 1: bound x so one wild token cannot overflow it (verl clamps the same way).
 KL_LOG_RATIO_BOUND = 10.0
-
-
-def selected_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log softmax(logits / T)[target] per position, in float32; row by row to bound memory.
-
-    With a 152k vocabulary a full float32 log-softmax of a long batch is gigabytes; gathering
-    the target logit and subtracting the logsumexp needs one row of it at a time.
-    """
-    rows = []
-    for row_logits, row_targets in zip(logits, targets, strict=True):
-        scaled = row_logits.float() / temperature
-        picked = scaled.gather(-1, row_targets[:, None]).squeeze(-1)
-        rows.append(picked - torch.logsumexp(scaled, dim=-1))
-    return torch.stack(rows)
-
-
-def token_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Entropy of softmax(logits / T) at each position (callers wrap it in no_grad unless it is a bonus)."""
-    rows = []
-    for row_logits in logits:
-        logp = torch.log_softmax(row_logits.float() / temperature, dim=-1)
-        rows.append(-(logp.exp() * logp).sum(-1))
-    return torch.stack(rows)
 
 
 def token_weights(

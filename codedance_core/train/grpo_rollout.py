@@ -17,7 +17,9 @@ That is what lets a run killed with SIGKILL resume to bit-identical parameters o
 seeds each request on its own, so there it only costs the lockstep.
 
 Weights. On CPU the hf engine generates with the trainer's very model object: nothing to sync.
-A vLLM engine holds its own copy, refreshed after every update by `sync_vllm_weights`.
+A vLLM engine holds its own copy on the same GPU: `engine_released` puts it to sleep for the
+update (its KV cache and weights' memory go to the optimizer) and wakes it with the new weights,
+gathered in bfloat16 buckets by `train.weight_sync`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Self
 
 import torch
@@ -37,10 +40,7 @@ from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.engines.base import Completion, GenerationEngine, GenerationRequest, SamplingParams
 from codedance_core.models.bundle import ModelBundle
 from codedance_core.sandbox import SandboxPool
-
-# Long enough that a batch never leaves without a trajectory that is still running its code
-# (the sandbox's own timeout bounds how long that can take).
-LOCKSTEP_WAIT_MS = 3_600_000.0
+from codedance_core.train.weight_sync import Bucket, weight_buckets
 
 
 def request_key(request: GenerationRequest) -> tuple:
@@ -89,10 +89,10 @@ def canonical_group_order(trajectories: Sequence[Trajectory], group_size: int) -
 def step_rollout_config(
     settings: RolloutSettings, samples_per_prompt: int, seed: int, lockstep: bool
 ) -> RolloutConfig:
-    """RL's effective loop settings with GRPO's group size, this step's seed and, for deterministic
-    rollouts, a batch wait long enough that turns advance in lockstep."""
+    """RL's effective loop settings with GRPO's group size, this step's seed and its schedule:
+    lockstep turns for deterministic rollouts, else continuous (no trajectory waits for the slowest)."""
     config = settings.for_stage(samples_per_prompt=samples_per_prompt, seed=seed)
-    return config.model_copy(update={"batch_wait_ms": LOCKSTEP_WAIT_MS}) if lockstep else config
+    return config.model_copy(update={"lockstep": lockstep})
 
 
 class RolloutRunner:
@@ -127,31 +127,20 @@ class RolloutRunner:
         self.close()
 
 
-def named_weights(model: torch.nn.Module) -> Iterable[tuple[str, torch.Tensor]]:
-    """The model's weights under the names `save_pretrained` writes (adapters merged away by the caller)."""
-    for name, tensor in model.state_dict().items():
-        yield name, tensor.detach()
+def sync_vllm_weights(engine: Any, model: Any) -> int:
+    """Load the trainer's current weights into a colocated vLLM engine: gathered bucket by bucket
+    (collective under ZeRO-3: every rank calls this), in bfloat16, by checkpoint name, LoRA merged.
+    Returns the number of tensors loaded."""
+    return engine.load_weights(_bf16_buckets(engine, model))
 
 
-def sync_vllm_weights(engine: Any, model: torch.nn.Module) -> None:
-    """Load the trainer's current weights into a colocated vLLM engine, then drop its prefix cache.
+def _bf16_buckets(engine: Any, model: Any) -> Iterator[Bucket]:
+    return weight_buckets(model, engine.config.weight_sync_bucket_mb << 20, dtype=torch.bfloat16)
 
-    vLLM's Qwen2.5-VL `load_weights` maps checkpoint names to its own, so the names `save_pretrained`
-    writes are what it takes. In-process engines (VLLM_ENABLE_V1_MULTIPROCESSING=0, as verl runs
-    them) expose the model directly; otherwise the weights go to each worker by `collective_rpc`.
-    GPU-only: not exercised by the CPU test suite.
-    """
-    llm = getattr(engine, "llm", engine)
-    weights = list(named_weights(model))
-    try:
-        runner_model = llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
-    except AttributeError:
-        runner_model = None
-    if runner_model is not None:
-        runner_model.load_weights(weights)
-    else:
-        def load(worker: Any) -> None:
-            worker.model_runner.model.load_weights(weights)
 
-        llm.collective_rpc(load)
-    llm.reset_prefix_cache()
+def engine_released(engine: Any, model: Any) -> AbstractContextManager[None]:
+    """Wrap a policy update: a colocated vLLM engine sleeps through it, then wakes with the
+    updated weights of `model` loaded. Nothing to do without one (the hf engine shares the model)."""
+    if engine is None:
+        return nullcontext()
+    return engine.released_for_update(lambda: _bf16_buckets(engine, model))

@@ -7,15 +7,17 @@ filtered for having all-equal rewards, or a trajectory with no model token stays
 
 The update recomputes log-probs of the trajectory tokens under the current policy, from the
 very token ids and images the engine saw (`bundle.model_inputs`, so `mm_token_type_ids` and
-M-RoPE match generation), at the sampling temperature, and applies `grpo_loss`. Per-token arrays
-are kept per trajectory (index j = token j) and laid out into each micro-batch's padded target
-frame only when it is built, so micro-batching never changes the math.
+M-RoPE match generation), at the sampling temperature, a chunk of positions at a time
+(`token_logprobs`), and applies `grpo_loss`. Per-token arrays are kept per trajectory (index j =
+token j) and laid out into each micro-batch's padded target frame only when it is built, so
+micro-batching never changes the math: the loss weights divide by the mini-batch's global token
+count. With `max_tokens_per_micro_batch`, micro-batches are trajectories of similar length up to
+that many padded tokens, so a few long trajectories do not set the width of many short ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +37,9 @@ from codedance_core.rewards.score import (
     score_trajectories,
 )
 from codedance_core.train.distributed import DistContext, autocast_dtype
-from codedance_core.train.grpo_loss import (
-    clipped_policy_loss,
-    selected_logprobs,
-    token_entropy,
-    token_weights,
-)
+from codedance_core.train.grpo_loss import clipped_policy_loss, token_weights
+from codedance_core.train.sharded import Optimization
+from codedance_core.train.token_logprobs import EntropyMode, TokenScores, max_over_ranks, token_scores
 
 
 @dataclass
@@ -89,12 +88,11 @@ async def score_batch(
 
 @dataclass
 class Policy:
-    """What an update needs: the (possibly wrapped) model, its bundle, optimizer and schedule."""
+    """What an update needs: the model to call (possibly wrapped), its bundle, and how it is optimised."""
 
     model: Any
     bundle: Any
-    optimizer: Any
-    scheduler: Any
+    optimization: Optimization  # backward, no_sync, the optimizer step (plain, DDP or DeepSpeed)
     config: GRPOConfig
     dist: DistContext
     temperature: float  # the rollouts' sampling temperature: tokens are re-scored at it
@@ -161,21 +159,75 @@ class MicroBatch:
         return result
 
 
-def _forward_logits(model: Any, batch: MicroBatch, policy: Policy) -> torch.Tensor:
+def _token_scores(
+    model: Any, batch: MicroBatch, policy: Policy, scored: torch.Tensor, entropy: EntropyMode = "none"
+) -> TokenScores:
     amp = autocast_dtype(policy.config, policy.dist.device)  # type: ignore[arg-type]
     with torch.autocast(policy.dist.device.type, dtype=amp, enabled=amp is not None):
-        return model(**batch.inputs, use_cache=False).logits[:, :-1]
+        return token_scores(
+            model,
+            batch.inputs,
+            batch.targets,
+            scored,
+            policy.temperature,
+            policy.config.logprob_chunk_tokens,
+            entropy,
+            policy.dist,
+        )
+
+
+def plan_micro_batches(lengths: Sequence[int], max_rows: int, max_tokens: int | None) -> list[list[int]]:
+    """Indices into `lengths` grouped into micro-batches.
+
+    Without a token budget: consecutive runs of `max_rows`. With one: sorted by length, each
+    micro-batch takes the next (longer) sequence while rows x longest -- the padded tokens of a
+    left-padded batch -- stays within `max_tokens` and it has fewer than `max_rows` rows; a
+    sequence longer than the budget goes alone.
+    """
+    if max_tokens is None:
+        return [list(range(start, min(start + max_rows, len(lengths)))) for start in range(0, len(lengths), max_rows)]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if current and (len(current) >= max_rows or (len(current) + 1) * lengths[index] > max_tokens):
+            batches.append(current)
+            current = []
+        current.append(index)
+    return batches + [current] if current else batches
+
+
+def _passes(policy: Policy, trajectories: Sequence[Trajectory]) -> list[list[int]]:
+    """The micro-batches of `trajectories`, then empty ones (see `_pass_rows`) until every rank has
+    as many as the busiest: DDP and ZeRO pair each rank's backward passes, ZeRO-3 its forwards."""
+    config = policy.config
+    lengths = [len(t.token_ids) for t in trajectories]
+    plan = plan_micro_batches(lengths, config.micro_batch_size, config.max_tokens_per_micro_batch)
+    return plan + [[] for _ in range(max_over_ranks(len(plan), policy.dist) - len(plan))]
+
+
+def _pass_rows(rows: list[int], lengths: Sequence[int]) -> tuple[list[int], bool]:
+    """The rows a pass runs, and whether it is a filler: an empty pass runs the shortest sequence
+    with nothing scored and zero weight, which changes no gradient."""
+    if rows:
+        return rows, False
+    return [min(range(len(lengths)), key=lambda i: lengths[i])], True
 
 
 @torch.no_grad()
 def policy_logprobs(model: Any, trajectories: Sequence[Trajectory], policy: Policy) -> list[np.ndarray]:
-    """Log-probs of every trajectory token under `model` at the sampling temperature (no gradient)."""
-    result: list[np.ndarray] = []
-    size = policy.config.micro_batch_size
-    for start in range(0, len(trajectories), size):
-        batch = MicroBatch(trajectories[start : start + size], policy.bundle)
-        logits = _forward_logits(model, batch, policy)
-        result.extend(batch.unframe(selected_logprobs(logits, batch.targets, policy.temperature)))
+    """Log-probs of the model's tokens (`loss_mask`) under `model` at the sampling temperature,
+    0 elsewhere (no gradient)."""
+    result: list[np.ndarray] = [np.zeros(len(t.token_ids)) for t in trajectories]
+    lengths = [len(t.token_ids) for t in trajectories]
+    for planned in _passes(policy, trajectories):
+        rows, filler = _pass_rows(planned, lengths)
+        part = [trajectories[r] for r in rows]
+        batch = MicroBatch(part, policy.bundle)
+        scored = batch.frame([np.zeros(len(t.token_ids)) if filler else t.loss_mask for t in part]) > 0
+        values = batch.unframe(_token_scores(model, batch, policy, scored).logprobs)
+        if not filler:
+            for row, logprobs in zip(rows, values, strict=True):
+                result[row] = logprobs
     return result
 
 
@@ -215,19 +267,34 @@ def update_policy(policy: Policy, scored: ScoredBatch) -> dict[str, float]:
         "grad_norm": float(np.mean(tallies.grad_norms)) if tallies.grad_norms else 0.0,
         "updates": float(len(tallies.grad_norms)),
         "rollout_logprob_abs_diff": diff,
-        "lr": float(policy.scheduler.get_last_lr()[0]),
+        "lr": policy.optimization.lr,
     }
 
 
 def _old_logprobs(policy: Policy, trajectories: Sequence[Trajectory]) -> tuple[list[np.ndarray], float]:
-    """The ratio's denominator per trajectory, and the mean |engine - trainer| log-prob gap."""
+    """The ratio's denominator per trajectory, and the mean |engine - trainer| log-prob gap.
+
+    The gap is measured every step: it is how a missed weight sync shows (an engine sampling from
+    stale weights). With `old_logprobs: rollout` the engine's own log-probs are the denominator,
+    and the trainer re-scores only a probe of one micro-batch to measure the gap."""
     rollout = [np.asarray(t.logprobs, dtype=np.float64) for t in trajectories]
-    if policy.config.old_logprobs == "rollout" or not trajectories:
+    if not trajectories:
         return rollout, 0.0
+    if policy.config.old_logprobs == "rollout":
+        probe = list(trajectories[: policy.config.micro_batch_size])
+        return rollout, _mean_gap(probe, policy_logprobs(policy.model, probe, policy))
     recomputed = policy_logprobs(policy.model, trajectories, policy)
-    masks = [np.asarray(t.loss_mask, dtype=bool) for t in trajectories]
-    gaps = np.concatenate([np.abs(r - c)[m] for r, c, m in zip(rollout, recomputed, masks, strict=True)])
-    return recomputed, float(gaps.mean()) if gaps.size else 0.0
+    return recomputed, _mean_gap(trajectories, recomputed)
+
+
+def _mean_gap(trajectories: Sequence[Trajectory], trainer: Sequence[np.ndarray]) -> float:
+    """Mean |engine - trainer| log-prob over the model's tokens."""
+    gaps = [
+        np.abs(np.asarray(t.logprobs, dtype=np.float64) - scored)[np.asarray(t.loss_mask, dtype=bool)]
+        for t, scored in zip(trajectories, trainer, strict=True)
+    ]
+    joined = np.concatenate(gaps) if gaps else np.zeros(0)
+    return float(joined.mean()) if joined.size else 0.0
 
 
 def _one_update(
@@ -247,17 +314,18 @@ def _one_update(
     total_sequences = dist.sum_scalar(float(sum(keep)))
     if total_tokens == 0:
         return  # nothing to learn from in this mini-batch, on any rank: no step (no decay either)
-    size = config.micro_batch_size
-    starts = list(range(0, len(chosen), size))
-    for number, start in enumerate(starts):
-        part = chosen[start : start + size]
+    lengths = [len(scored.trajectories[indices[k]].token_ids) for k in chosen]
+    entropy: EntropyMode = "trained" if config.entropy_coef > 0 else "detached" if first_epoch else "none"
+    passes = _passes(policy, [scored.trajectories[indices[k]] for k in chosen])
+    for number, planned in enumerate(passes):
+        rows, filler = _pass_rows(planned, lengths)
+        part = [chosen[r] for r in rows]
         batch = MicroBatch([scored.trajectories[indices[k]] for k in part], policy.bundle)
-        last = number == len(starts) - 1
-        sync = nullcontext() if last or not dist.distributed else policy.model.no_sync()
-        with sync:
-            logits = _forward_logits(policy.model, batch, policy)
-            logp = selected_logprobs(logits, batch.targets, policy.temperature)
-            mask = batch.frame([masks[start + j] for j in range(len(part))])
+        last = number == len(passes) - 1
+        with policy.optimization.no_sync(last):
+            mask = batch.frame([masks[r] * (not filler) for r in rows])
+            scores = _token_scores(policy.model, batch, policy, mask > 0, entropy)
+            logp = scores.logprobs
             weights = token_weights(mask, config.loss_aggregation, total_tokens, total_sequences)
             result = clipped_policy_loss(
                 logp,
@@ -271,31 +339,17 @@ def _one_update(
                 config.kl_coef,
             )
             loss = result.loss
-            entropy = token_entropy(logits if config.entropy_coef > 0 else logits.detach(), policy.temperature)
             if config.entropy_coef > 0:
-                loss = loss - config.entropy_coef * (entropy * weights).sum()
-            # DDP averages gradients over ranks; the weights already divide by the global count.
-            (loss * dist.world_size).backward()
+                loss = loss - config.entropy_coef * (scores.entropy * weights).sum()
+            # the weights already divide by the global count: gradients sum over ranks
+            policy.optimization.backward(loss)
         counted = float(mask.sum())
         tallies.loss += float(loss.detach())
         tallies.clipped += result.clipped_tokens
         tallies.kl += result.kl_sum
         tallies.ratio += result.ratio_sum
-        if first_epoch:
-            tallies.entropy += float((entropy.detach() * mask).sum())
+        if first_epoch and scores.entropy is not None:
+            tallies.entropy += float((scores.entropy.detach() * mask).sum())
             tallies.entropy_tokens += counted
         tallies.tokens += counted
-    tallies.grad_norms.append(_apply_step(policy))
-
-
-def _apply_step(policy: Policy) -> float:
-    parameters = [p for p in policy.model.parameters() if p.requires_grad]
-    if policy.config.max_grad_norm > 0:
-        norm = float(torch.nn.utils.clip_grad_norm_(parameters, policy.config.max_grad_norm))
-    else:
-        grads = [p.grad.norm() for p in parameters if p.grad is not None]
-        norm = float(torch.norm(torch.stack(grads))) if grads else 0.0
-    policy.optimizer.step()
-    policy.scheduler.step()
-    policy.optimizer.zero_grad(set_to_none=True)
-    return norm
+    tallies.grad_norms.append(policy.optimization.step())

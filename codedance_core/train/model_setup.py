@@ -19,7 +19,7 @@ _LANGUAGE_MODEL = r".*language_model\.layers\.\d+\.(?:self_attn|mlp)\.(?:{names}
 
 
 def unwrap(model: Any) -> Any:
-    """The model under DDP / DeepSpeed wrappers."""
+    """The model under a DDP wrapper or a DeepSpeed engine."""
     return getattr(model, "module", model)
 
 
@@ -65,19 +65,25 @@ def trainable_parameter_groups(model: Any, weight_decay: float) -> list[dict[str
     decay, no_decay = [], []
     for parameter in model.parameters():
         if parameter.requires_grad:
-            (decay if parameter.ndim >= 2 else no_decay).append(parameter)
+            # a ZeRO-3 weight holds a flat slice; its true shape is `ds_shape`
+            shape = getattr(parameter, "ds_shape", parameter.shape)
+            (decay if len(shape) >= 2 else no_decay).append(parameter)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def save_model_dir(model: Any, bundle: Any, directory: Path, merge_lora: bool = False) -> Path:
-    """Write a loadable model directory: weights (adapters, or merged), tokenizer, image processor."""
+def save_model_dir(
+    model: Any, bundle: Any, directory: Path, merge_lora: bool = False, state_dict: dict[str, Any] | None = None
+) -> Path:
+    """Write a loadable model directory: weights (adapters, or merged), tokenizer, image processor.
+
+    `state_dict`: the full weights when the model does not hold them itself (gathered ZeRO-3 shards)."""
     directory.mkdir(parents=True, exist_ok=True)
     model = unwrap(model)
     if merge_lora and hasattr(model, "merge_and_unload"):
         import copy
 
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(str(directory))
+    model.save_pretrained(str(directory), state_dict=state_dict)
     bundle.tokenizer.save_pretrained(str(directory))
     bundle.image_processor.save_pretrained(str(directory))
     return directory

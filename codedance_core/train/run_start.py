@@ -16,6 +16,7 @@ from typing import Any
 from codedance_core.train.checkpoint import MODEL_DIR, CheckpointManager
 from codedance_core.train.distributed import DistContext
 from codedance_core.train.model_setup import prepare_for_training
+from codedance_core.train.sharded import load_sharded, weight_dtype
 
 MetricsCallback = Callable[[dict[str, float], int], None]
 METRICS_FILE = "metrics.jsonl"
@@ -45,18 +46,23 @@ class RunStart:
 
         Its weights come from the checkpoint when it holds the whole model, else from `model_dir`
         (with the checkpoint's adapters under LoRA). `model_in_checkpoint=False` says the weights
-        are restored elsewhere (DeepSpeed's own state), so the base model is loaded.
+        are restored elsewhere (DeepSpeed's own state), so the base model is loaded. Float32, or
+        bf16 under DeepSpeed on a GPU; under ZeRO-3 each rank loads only its shards (`load_sharded`).
         """
         from codedance_core.models import load_model_bundle
 
         lora = config.lora.enabled
         whole_model = self.resume_dir is not None and model_in_checkpoint and not lora
-        bundle = load_model_bundle(
-            self.resume_dir / MODEL_DIR if whole_model and self.resume_dir is not None else model_dir,
-            device=str(dist.device),
-            dtype="float32",
-            min_pixels=config.image_min_pixels,
-            max_pixels=config.image_max_pixels,
+        bundle = load_sharded(
+            config,
+            dist,
+            lambda: load_model_bundle(
+                self.resume_dir / MODEL_DIR if whole_model and self.resume_dir is not None else model_dir,
+                device=str(dist.device),
+                dtype=weight_dtype(config, dist.device),
+                min_pixels=config.image_min_pixels,
+                max_pixels=config.image_max_pixels,
+            ),
         )
         adapter_dir = self.resume_dir / MODEL_DIR if self.resume_dir is not None and lora else None
         bundle.model = prepare_for_training(bundle.model, config, adapter_dir)

@@ -5,8 +5,8 @@ batches (`sft_batches`), run AdamW with a warmup + cosine schedule and gradient 
 checkpoint every K steps and at the end, and resume from the last complete checkpoint when the
 run directory already holds one. It reads its place among workers from `DistContext`, so the same
 function runs alone, as every worker of a Ray Train run (the SFT stage, one worker per GPU) or
-under torchrun. With `deepspeed_stage` 2/3 the DeepSpeed engine owns the step (ZeRO sharding,
-bf16); otherwise it is plain PyTorch, wrapped in DDP when there are several workers.
+under torchrun. How the model is optimised -- plain PyTorch, DDP over several workers, or DeepSpeed
+ZeRO-2/3 with `deepspeed_stage` -- is `sharded.Optimization`, which GRPO shares.
 
 The loss is the token mean over every assistant token of an optimizer step -- across its
 micro-batches and workers -- not a mean of per-batch means, so a long trajectory weighs as many
@@ -22,13 +22,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from codedance_core.config.train import SFTConfig
@@ -36,11 +34,8 @@ from codedance_core.train.checkpoint import (
     MODEL_DIR,
     CheckpointManager,
     DataPosition,
-    read_trainer_state,
-    write_trainer_state,
 )
-from codedance_core.train.distributed import DistContext, autocast_dtype, deepspeed_config
-from codedance_core.train.model_setup import save_model_dir, trainable_parameter_groups, unwrap
+from codedance_core.train.distributed import DistContext, autocast_dtype
 from codedance_core.train.run_start import (
     FINAL_MODEL_DIR,
     MetricsCallback,
@@ -49,6 +44,8 @@ from codedance_core.train.run_start import (
 )
 from codedance_core.train.sft_batches import collate_examples, plan_epoch, shard_batches
 from codedance_core.train.sft_data import IGNORE_INDEX, Encoder, SFTExample, build_examples, load_examples
+from codedance_core.train.sharded import Optimization
+from codedance_core.train.token_logprobs import token_scores
 
 
 @dataclass
@@ -76,16 +73,18 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Call
     return factor
 
 
-def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of next-token cross-entropy over labelled positions (float32 for a stable sum)."""
-    shifted_logits = logits[:, :-1].float()
-    shifted_labels = labels[:, 1:]
-    return F.cross_entropy(
-        shifted_logits.reshape(-1, shifted_logits.shape[-1]),
-        shifted_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
+def token_loss_sum(
+    model: Any,
+    inputs: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    chunk_tokens: int,
+    dist: DistContext | None = None,
+) -> torch.Tensor:
+    """Sum of next-token cross-entropy over labelled positions, in float32, with the LM head applied
+    to `chunk_tokens` labelled positions at a time (`token_logprobs`): no logits for the whole batch."""
+    targets = labels[:, 1:]
+    scored = targets != IGNORE_INDEX
+    return -token_scores(model, inputs, targets, scored, 1.0, chunk_tokens, dist=dist).logprobs.sum()
 
 
 def total_steps_of(config: SFTConfig, batches_per_epoch: int) -> int:
@@ -100,10 +99,7 @@ class _Run:
     config: SFTConfig
     dist: DistContext
     bundle: Any
-    model: Any
-    optimizer: Any
-    scheduler: Any
-    engine: Any
+    optimization: Optimization
     checkpoints: CheckpointManager
     run_dir: Path
     position: DataPosition
@@ -141,7 +137,7 @@ def train_sft(
     model, checkpoints, resume_dir = bundle.model, start.checkpoints, start.resume_dir
     run = _setup_optimization(config, dist, bundle, model, checkpoints, start.run_dir, examples)
     if resume_dir is not None:
-        run.position = _restore(run, resume_dir)
+        run.position = run.optimization.load_state(resume_dir)
     history = _train_loop(run, examples, metrics_callback, progress)
     final_loss = history[-1]["loss"] if history else float("nan")
     if start.needs_checkpoint_at(run.position.step):
@@ -173,37 +169,9 @@ def _setup_optimization(
         dist.world_size,
     )
     total = total_steps_of(config, len(batches))
-    optimizer = torch.optim.AdamW(
-        trainable_parameter_groups(model, config.weight_decay),
-        lr=config.learning_rate,
-        betas=config.adam_betas,
-    )
     schedule = warmup_cosine(total, round(config.warmup_ratio * total), config.min_lr_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    engine = None
-    if config.deepspeed_stage:
-        import deepspeed
-
-        engine, optimizer, _, scheduler = deepspeed.initialize(
-            model=model,
-            optimizer=optimizer,
-            lr_scheduler=scheduler,
-            config=deepspeed_config(config, dist.world_size),
-        )
-        model = engine
-    elif dist.distributed:
-        device_ids = [dist.device.index] if dist.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    return _Run(
-        config, dist, bundle, model, optimizer, scheduler, engine, checkpoints, run_dir, DataPosition(), total
-    )
-
-
-def _restore(run: _Run, resume_dir: Path) -> DataPosition:
-    if run.engine is not None:
-        run.engine.load_checkpoint(str(resume_dir / "deepspeed"), tag="state")
-        return read_trainer_state(resume_dir, None, None)
-    return read_trainer_state(resume_dir, run.optimizer, run.scheduler)
+    optimization = Optimization.build(model, config, dist, schedule)
+    return _Run(config, dist, bundle, optimization, checkpoints, run_dir, DataPosition(), total)
 
 
 def _train_loop(
@@ -253,53 +221,30 @@ def _optimizer_step(run: _Run, window: list[list[SFTExample]]) -> tuple[dict[str
     own_tokens = float(sum(len(e) for batch in window for e in batch))
     label_tokens = dist.sum_scalar(own_label_tokens)
     tokens = dist.sum_scalar(own_tokens)
-    # DDP and DeepSpeed average gradients over workers; scale back up to a global token sum.
-    scale = dist.world_size / max(label_tokens, 1.0)
-    if run.engine is not None:
-        scale *= config.grad_accumulation  # the engine divides by its accumulation steps itself
+    optimization = run.optimization
     amp = autocast_dtype(config, dist.device)
     loss_total = 0.0
     for index, batch in enumerate(window):
         inputs = collate_examples(batch, run.bundle)
         labels = inputs.pop("labels")
         last = index == len(window) - 1
-        sync = nullcontext() if last or not dist.distributed or run.engine else run.model.no_sync()
-        with sync, torch.autocast(dist.device.type, dtype=amp, enabled=amp is not None):
-            logits = run.model(**inputs, use_cache=False).logits
-            loss_sum = token_loss_sum(logits, labels)
-        if run.engine is not None:
-            run.engine.backward(loss_sum * scale)
-            run.engine.step()
-        else:
-            with sync:
-                (loss_sum * scale).backward()
+        with optimization.no_sync(last), torch.autocast(dist.device.type, dtype=amp, enabled=amp is not None):
+            loss_sum = token_loss_sum(optimization.model, inputs, labels, config.logprob_chunk_tokens, dist)
+            # the step's loss is the token mean over every worker's labelled tokens
+            optimization.backward(loss_sum / max(label_tokens, 1.0))
         loss_total += float(loss_sum.detach())
-    grad_norm = _apply_step(run)
+    grad_norm = optimization.step()
     seconds = time.perf_counter() - started
     own = {"loss": loss_total / max(own_label_tokens, 1.0), "tokens": own_tokens, "step_s": seconds}
     return {
         "loss": dist.sum_scalar(loss_total) / max(label_tokens, 1.0),
-        "lr": float(run.scheduler.get_last_lr()[0]) if run.engine is None else float(run.engine.get_lr()[0]),
+        "lr": optimization.lr,
         "grad_norm": grad_norm,
         "tokens": tokens,
         "label_tokens": label_tokens,
         "tokens_per_s": tokens / seconds,
         "step_s": seconds,
     }, own
-
-
-def _apply_step(run: _Run) -> float:
-    if run.engine is not None:
-        return float(run.engine.get_global_grad_norm() or 0.0)
-    parameters = [p for p in run.model.parameters() if p.requires_grad]
-    if run.config.max_grad_norm > 0:
-        norm = float(torch.nn.utils.clip_grad_norm_(parameters, run.config.max_grad_norm))
-    else:
-        norm = float(torch.norm(torch.stack([p.grad.norm() for p in parameters if p.grad is not None])))
-    run.optimizer.step()
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    return norm
 
 
 def _log(
@@ -314,35 +259,17 @@ def _log(
 
 def _save_checkpoint(run: _Run) -> str:
     def write(directory: Path) -> None:
-        if run.engine is not None:
-            run.engine.save_checkpoint(str(directory / "deepspeed"), tag="state")
-        with _gathered(run):  # a collective under ZeRO-3: every rank enters, the main rank writes
-            if run.dist.is_main:
-                save_model_dir(run.model, run.bundle, directory / MODEL_DIR)
-        if run.dist.is_main:
-            optimizer = None if run.engine is not None else run.optimizer
-            scheduler = None if run.engine is not None else run.scheduler
-            write_trainer_state(directory, optimizer, scheduler, run.position)
+        run.optimization.save_model(run.bundle, directory / MODEL_DIR)
+        run.optimization.save_state(directory, run.position)
 
     return run.checkpoints.save(run.position.step, write, run.dist)
 
 
 def _save_final_model(run: _Run) -> Path:
     target = run.run_dir / FINAL_MODEL_DIR
-    with _gathered(run):
-        if run.dist.is_main:
-            save_model_dir(run.model, run.bundle, target, merge_lora=run.config.lora.merge_on_save)
+    run.optimization.save_model(run.bundle, target, merge_lora=run.config.lora.merge_on_save)
     run.dist.barrier()
     return target
-
-
-def _gathered(run: _Run):
-    """Under ZeRO-3 the weights are sharded: gather them for save_pretrained (a no-op otherwise)."""
-    if run.engine is None or run.config.deepspeed_stage != 3:
-        return nullcontext()
-    import deepspeed
-
-    return deepspeed.zero.GatheredParameters(list(unwrap(run.model).parameters()), modifier_rank=None)
 
 
 def _mean(values: Iterable[float]) -> float:

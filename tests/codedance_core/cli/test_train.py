@@ -87,3 +87,36 @@ def test_a_bad_setting_exits_2_naming_the_field(tmp_path):
     )
     assert result.exit_code == 2
     assert "learning_rat" in result.output
+
+
+def test_the_paper_dry_runs_plan_memory_with_no_data_and_no_model_here() -> None:
+    for command in ("sft", "rl"):
+        result = CliRunner().invoke(app, ["train", command, "--config", "paper", "--dry-run", "--json"])
+        assert result.exit_code == 0, result.output
+        shown = json.loads(result.stdout)
+        assert (shown["plan"]["workers"], shown["plan"]["gpus"], shown["plan"]["deepspeed stage"]) == (16, 16, 3)
+        memory = shown["memory"]
+        assert memory["fits"] and memory["model"].startswith("Qwen2.5-VL-7B: published dimensions")
+        assert {"weights", "gradients", "optimizer states", "activations", "log-prob chunk", "overhead"} <= set(
+            memory["gib"]["update" if command == "rl" else "step"])
+    text = CliRunner().invoke(app, ["train", "rl", "--config", "paper", "--dry-run"])
+    assert text.exit_code == 0, text.output
+    assert "engine weights" in text.stdout and "GPU (gpu_memory_gb)" in text.stdout
+
+
+def test_a_plan_that_does_not_fit_exits_1_naming_what_to_change() -> None:
+    args = ["train", "rl", "--config", "paper", "--dry-run", "--set", "grpo.gradient_checkpointing=false"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "set grpo.gradient_checkpointing=true" in result.stderr
+
+
+def test_the_memory_plan_reads_config_json_when_the_model_is_here(tiny_model_dir) -> None:
+    args = ["train", "sft", "--config", "paper", "--model", str(tiny_model_dir), "--dry-run", "--json"]
+    memory = json.loads(CliRunner().invoke(app, args).stdout)["memory"]
+    assert memory["model"] == f"{tiny_model_dir.name}: {tiny_model_dir}/config.json" and memory["gib"]["step"]["total"] < 10
+
+
+def test_training_without_data_exits_2() -> None:
+    result = CliRunner().invoke(app, ["train", "sft", "--model", "m"])
+    assert result.exit_code == 2 and "--data and --model" in result.stderr

@@ -33,3 +33,14 @@ def test_more_workers_turn_a_training_stage_into_ray_train() -> None:
     steps = dict(lifecycle_plan(load_profile("tiny", ["sft.num_workers=2", "grpo.num_workers=2"])))
     assert steps["SFT"].kind == steps["RL round 1"].kind == "ray-train"
     assert steps["SFT"].num_workers == 2
+
+
+def test_training_steps_show_one_gpu_memory_cpu_steps_none() -> None:
+    local = parse_ray_address(None)
+    paper = {row["step"]: row for row in plan_rows(load_profile("paper"), address=local)}
+    assert paper["SFT"]["memory per GPU"].endswith(" of 80 GiB") and paper["RL round 1"]["memory per GPU"].endswith(" of 80 GiB")
+    assert paper["evaluate SFT"]["memory per GPU"] == "-"
+    tiny = {row["step"]: row for row in plan_rows(load_profile("tiny"), address=local)}
+    assert tiny["SFT"]["memory per GPU"] == "n/a"
+    unsharded = {row["step"]: row for row in plan_rows(load_profile("paper", ["sft.deepspeed_stage=0"]), address=local)}
+    assert unsharded["SFT"]["memory per GPU"].endswith("(DOES NOT FIT)")

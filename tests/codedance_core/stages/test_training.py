@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from mlflow import MlflowClient
 
 from codedance_core.config import load_profile
 from codedance_core.stages import StageContext, train_sft
 from codedance_core.stages.training import rl_plan, sft_plan
 from codedance_core.storage import ArtifactRef
+from codedance_core.train.memory_plan import MemoryPlanError
 
 
 def sft_config(**settings):
@@ -44,3 +46,17 @@ def test_one_cpu_worker_is_a_ray_task_and_gpus_make_it_ray_train() -> None:
     plan = rl_plan(paper.grpo, paper.engine)
     assert (plan.kind, plan.num_workers, plan.total_gpus, plan.engine) == ("ray-train", 16, 16, "vllm")
     assert plan.details["trajectories per step"] == 256 * 8
+
+
+def test_a_gpu_stage_whose_memory_plan_cannot_fit_is_refused_before_it_starts(
+    ctx: StageContext, stored_sft_rows: ArtifactRef, stored_model: ArtifactRef
+) -> None:
+    logged: list[str] = []
+    config = sft_config(gpus_per_worker=1, gpu_memory_gb=2)  # the CUDA context alone takes 3 GiB
+    with pytest.raises(MemoryPlanError, match=r"sft\.gpu_memory_gb=2"):
+        train_sft(config, stored_sft_rows, stored_model, ctx.with_log(logged.append))
+    # The shape came from the stored model's config.json: without one there would be nothing to refuse.
+    assert len(logged) == 1 and logged[0].startswith("sft memory: 3.") and logged[0].endswith("(DOES NOT FIT)")
+    client = MlflowClient(ctx.tracking.tracking_uri)
+    assert client.get_experiment_by_name("stages") is None or not client.search_runs(
+        [client.get_experiment_by_name("stages").experiment_id])

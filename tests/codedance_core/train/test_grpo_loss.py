@@ -10,8 +10,6 @@ import torch
 from codedance_core.train.grpo_loss import (
     clipped_policy_loss,
     k3_kl,
-    selected_logprobs,
-    token_entropy,
     token_weights,
 )
 
@@ -90,12 +88,3 @@ def test_k3_kl_is_zero_at_equal_policies_and_positive_otherwise():
     assert float(k3_kl(logp, logp + 0.5)[0, 0]) == pytest.approx(math.exp(0.5) - 1.5)
     result = clipped_policy_loss(logp, logp, torch.zeros(1, 2), torch.full((1, 2), 0.5), ref_logp=logp + 0.5, kl_coef=0.1)
     assert float(result.loss) == pytest.approx(0.1 * (math.exp(0.5) - 1.5))
-
-
-def test_selected_logprobs_and_entropy_follow_the_temperature():
-    logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
-    targets = torch.tensor([[0, 1]])
-    logp = selected_logprobs(logits, targets, temperature=2.0)
-    assert float(logp[0, 0]) == pytest.approx(1.0 - math.log(math.e + 1.0))
-    assert float(logp[0, 1]) == pytest.approx(math.log(0.5))
-    assert float(token_entropy(logits, 1.0)[0, 1]) == pytest.approx(math.log(2.0))

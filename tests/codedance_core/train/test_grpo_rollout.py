@@ -1,26 +1,61 @@
-"""A GRPO step's loop config: RL's effective settings, the group size, the step's seed, the lockstep wait."""
+"""A GRPO step's loop config (RL's effective settings, the group size, the step's seed, the lockstep
+wait), and the engine-vs-trainer log-prob gap every step reports."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from codedance_core.agent.trajectory import RolloutItem, Trajectory
 from codedance_core.config.agent import RolloutSettings
 from codedance_core.config.loader import load_profile
 from codedance_core.config.train import GRPOConfig
+from codedance_core.train.distributed import DistContext
 from codedance_core.train.grpo import train_grpo
-from codedance_core.train.grpo_rollout import LOCKSTEP_WAIT_MS, step_rollout_config
+from codedance_core.train.grpo_rollout import step_rollout_config
+from codedance_core.train.grpo_step import Policy, _old_logprobs, policy_logprobs
 
 
 def test_a_step_adds_only_its_seed_group_size_and_lockstep_to_rls_settings() -> None:
     profile = load_profile("tiny", ["rollout.observation_max_chars=1000", "grpo.rollout.temperature=0.7"])
     settings = profile.rollout_for("rl")
     config = step_rollout_config(settings, samples_per_prompt=4, seed=12, lockstep=False)
-    assert config.model_dump(exclude={"samples_per_prompt", "seed"}) == settings.model_dump()
+    assert config.model_dump(exclude={"samples_per_prompt", "seed", "lockstep"}) == settings.model_dump()
     assert (config.max_turns, config.temperature, config.observation_max_chars) == (3, 0.7, 1000)
     assert (config.samples_per_prompt, config.seed) == (4, 12)
-    assert step_rollout_config(settings, 4, 12, lockstep=True).batch_wait_ms == LOCKSTEP_WAIT_MS
+    assert not config.lockstep
+    assert step_rollout_config(settings, 4, 12, lockstep=True).lockstep
 
 
 def test_training_refuses_greedy_rollouts(tmp_path) -> None:
     with pytest.raises(ValueError, match="temperature must be above 0"):
         train_grpo(GRPOConfig(), [], tmp_path / "model", tmp_path / "run", rollout=RolloutSettings(temperature=0))
+
+
+def sampled_trajectories(bundle, count: int) -> list[Trajectory]:
+    """Trajectories of a prompt and five "sampled" tokens each (engine log-probs filled in later)."""
+    messages = [{"role": "user", "content": "How many dots?"}]
+    prompt = bundle.encode_messages(messages, [])
+    trajectories = []
+    for index in range(count):
+        trajectory = Trajectory(item=RolloutItem(item_id="q", messages=messages, images=[]), sample_index=index)
+        trajectory.extend(list(prompt.token_ids), trained=False)
+        trajectory.extend([100 + 7 * index + k for k in range(5)], trained=True)
+        trajectories.append(trajectory)
+    return trajectories
+
+
+@pytest.mark.parametrize("old_logprobs", ["recompute", "rollout"])
+def test_the_engine_trainer_log_prob_gap_is_measured_whichever_denominator_is_used(tiny_bundle, old_logprobs):
+    config = GRPOConfig(micro_batch_size=2, old_logprobs=old_logprobs)
+    policy = Policy(tiny_bundle.model, tiny_bundle, None, config, DistContext(), temperature=1.0)
+    trajectories = sampled_trajectories(tiny_bundle, 5)
+    trainer = policy_logprobs(tiny_bundle.model, trajectories, policy)
+    for trajectory, scored in zip(trajectories, trainer, strict=True):
+        mask = np.asarray(trajectory.loss_mask, dtype=bool)
+        trajectory.logprobs = list(np.where(mask, scored - 0.25, 0.0))  # an engine 0.25 nats off
+    old, gap = _old_logprobs(policy, trajectories)
+    assert gap == pytest.approx(0.25, abs=1e-5)
+    expected = trainer if old_logprobs == "recompute" else [np.asarray(t.logprobs) for t in trajectories]
+    for denominator, wanted in zip(old, expected, strict=True):
+        np.testing.assert_allclose(denominator, wanted, atol=1e-6)
