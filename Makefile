@@ -45,7 +45,7 @@ test-all: setup
 	$(BIN)/python -m pytest tests
 
 lint: setup
-	$(BIN)/ruff check codedance_core flows tasks tests benchmarks
+	$(BIN)/ruff check codedance_core flows tasks tests benchmarks scripts
 
 # Performance figures (JSON); each script's docstring says what it measures and its targets.
 bench: setup

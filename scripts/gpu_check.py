@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -33,12 +34,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-# name -> (TinyModelConfig fields, LM-head vocabulary width). "1.3b": Qwen2.5-1.5B's text width and
+# name -> (TinyModelConfig fields, LM-head vocabulary width). "1.2b" (1.18 B parameters): Qwen2.5-1.5B's text width and
 # heads at 16 layers, a frozen 8-block vision tower of the 7B's width.
 SIZES: dict[str, tuple[dict[str, Any], int | None]] = {
-    "1.3b": (
+    "1.2b": (
         {
             "text_layers": 16, "hidden_size": 1536, "intermediate_size": 8960, "attention_heads": 12,
             "kv_heads": 2, "vision_depth": 8, "vision_hidden_size": 1280, "vision_intermediate_size": 3420,
@@ -88,6 +89,12 @@ def sft_rows(tokenizer: Any, count: int, tokens: int) -> list[dict[str, Any]]:
     return rows
 
 
+def fresh(folder: Path) -> Path:
+    """An empty run folder: a run folder holding a finished run would resume it and train nothing."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
 def reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -119,7 +126,7 @@ def check_sft(model_dir: Path, work: Path, device: torch.device, tokens: int, st
         learning_rate=1e-5, warmup_ratio=0.0, checkpoint_every=10**6, keep_checkpoints=1,
     )
     reset_peak(device)
-    result = train_sft(config, sft_rows(tokenizer, steps, tokens), model_dir, work / "sft", progress=False)
+    result = train_sft(config, sft_rows(tokenizer, steps, tokens), model_dir, fresh(work / "sft"), progress=False)
     timed = result.history[1:] or result.history  # the first step pays for warm-up
     tokens_per_s = sum(row["tokens"] for row in timed) / sum(row["step_s"] for row in timed)
     shape = model_shape(str(model_dir))
@@ -154,10 +161,10 @@ def check_grpo(model_dir: Path, work: Path, device: torch.device, new_tokens: in
     )
     rows = list(generate_rows(SuiteSpec(n=8, seed=0, split="train")))
     rollout = RolloutSettings(max_turns=2, max_new_tokens=new_tokens, temperature=1.0)
-    engine = EngineConfig(kind="hf", max_batch_size=32)
+    engine = EngineConfig(kind="hf", model=str(model_dir), max_batch_size=32)
     reset_peak(device)
     result = train_grpo(
-        config, rows, model_dir, work / "grpo", rollout=rollout, engine=engine,
+        config, rows, model_dir, fresh(work / "grpo"), rollout=rollout, engine=engine,
         sandbox=SandboxConfig(isolation="none"), progress=False,
     )
     row = result.history[-1]
@@ -233,7 +240,7 @@ def run_phase(name: str, report: dict[str, Any], out: Path, phase: Callable[[], 
     started = time.perf_counter()
     try:
         report[name] = phase()
-    except Exception as error:  # a failed phase is a finding; the others still run
+    except Exception as error:  # noqa: BLE001 - a failed phase is a finding; the others still run
         traceback.print_exc()
         report[name] = {"error": f"{type(error).__name__}: {error}"}
     report[name]["wall_s"] = round(time.perf_counter() - started, 2)
@@ -243,7 +250,7 @@ def run_phase(name: str, report: dict[str, Any], out: Path, phase: Callable[[], 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="1.3b", help="model size (tiny: a CPU smoke run)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="1.2b", help="model size (tiny: a CPU smoke run)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")), help="folder for gpu_check.json")
     parser.add_argument("--work", type=Path, default=Path("/tmp/codedance-gpu-check"), help="scratch folder")
     parser.add_argument("--sft-tokens", type=int, default=None, help="tokens per SFT sequence")

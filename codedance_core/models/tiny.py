@@ -93,17 +93,29 @@ def tiny_qwen_config(config: TinyModelConfig, vocab_size: int, token_ids: dict[s
 
 
 def build_tiny_model(
-    out_dir: str | Path, corpus: Iterable[str], config: TinyModelConfig | None = None
+    out_dir: str | Path,
+    corpus: Iterable[str],
+    config: TinyModelConfig | None = None,
+    *,
+    vocab_size: int | None = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Train the tokenizer on `corpus`, build the random-weight model (pretrained on copy texts when
-    `config` asks for pretraining steps), save model, tokenizer and image processor; returns out_dir."""
+    `config` asks for pretraining steps), save model, tokenizer and image processor; returns out_dir.
+
+    `vocab_size` widens the embeddings and LM head past the tokenizer, as real checkpoints are
+    (Qwen2.5's head has 151,936 rows), so a GPU-sized model pays the real head's cost; `device` and
+    `dtype` are where the weights are initialised and how they are saved."""
     config = config or TinyModelConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(corpus, config.vocab_size)
     token_ids = control_token_ids(tokenizer)
     torch.manual_seed(config.seed)
-    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen_config(config, len(tokenizer), token_ids))
+    width = max(vocab_size or 0, len(tokenizer))
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(tiny_qwen_config(config, width, token_ids)).to(dtype)
     model.generation_config = GenerationConfig(
         eos_token_id=[token_ids[IM_END], token_ids[END_OF_TEXT]],
         pad_token_id=token_ids[END_OF_TEXT],

@@ -317,6 +317,7 @@ def assert_identical_models(expected_dir: Path, actual_dir: Path) -> None:
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
 
 
+@pytest.mark.slow  # about 35 s on 2 cores: three two-rank runs; the plain SFT kill test is in the quick suite
 def test_a_killed_zero3_sft_run_resumes_to_the_same_parameters(tiny_model_dir, sft_rows, tmp_path):
     data = tmp_path / "sft.parquet"
     pq.write_table(pa.Table.from_pylist(sft_rows, schema=SFT_ARROW_SCHEMA), data)
