@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from codedance_core.rewards.score import BatchRewards
 from codedance_core.train.distributed import DistContext
 from codedance_core.train.grpo_step import Policy, ScoredBatch, plan_micro_batches, update_policy
 from codedance_core.train.sharded import Optimization
+from tests.conftest import free_port
 
 
 def test_without_a_budget_micro_batches_are_consecutive_runs():
@@ -90,11 +90,6 @@ def test_a_token_budget_gives_the_same_update_as_fixed_micro_batches(tiny_bundle
     assert fixed_metrics["entropy"] > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _ddp_rank(rank: int, world_size: int, port: int, model_dir: str, out_dir: str, config_json: str) -> None:
     os.environ.update(DS_ACCELERATOR="cpu", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -128,7 +123,7 @@ def test_ranks_with_different_micro_batch_counts_update_as_one_process(tiny_mode
     plans = [plan_micro_batches(lengths[4 * r : 4 * r + 4], 3, 150) for r in range(2)]
     assert len(plans[0]) != len(plans[1])
     torch.multiprocessing.spawn(
-        _ddp_rank, args=(2, _free_port(), str(tiny_model_dir), str(tmp_path), config.model_dump_json()), nprocs=2
+        _ddp_rank, args=(2, free_port(), str(tiny_model_dir), str(tmp_path), config.model_dump_json()), nprocs=2
     )
     expected, _ = updated(tiny_bundle, config)
     distributed = torch.load(tmp_path / "params.pt")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,16 +50,12 @@ from codedance_core.train.model_setup import prepare_for_training
 from codedance_core.train.sft import train_sft
 from codedance_core.train.sharded import Optimization, load_sharded
 from tests.codedance_core.train.test_grpo import answering_model_dir, direct_rows  # noqa: F401  (a fixture)
+from tests.conftest import free_port
 
 ATOL = 1e-4
 LANGUAGE = "model.language_model.layers.0.self_attn.q_proj.weight"
 VISION = "model.visual.blocks.0.attn.qkv.weight"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parameters(model_dir: Path) -> dict[str, torch.Tensor]:

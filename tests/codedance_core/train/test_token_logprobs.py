@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import socket
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,12 +12,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from codedance_core.config.train import LoRAConfig
-from codedance_core.models import load_model_bundle
 from codedance_core.train.distributed import DistContext
 from codedance_core.train.model_setup import add_lora
 from codedance_core.train.sft import token_loss_sum
 from codedance_core.train.sft_data import IGNORE_INDEX
 from codedance_core.train.token_logprobs import chunked_scores, token_scores
+from tests.codedance_core.train.ranks import zero3_engine
+from tests.conftest import free_port
 
 TEMPERATURE = 0.7
 CHUNK = 7  # smaller than the scored positions and dividing none of the counts below
@@ -157,31 +155,8 @@ def test_a_fixed_chunk_count_calls_the_head_that_often_forward_and_backward(posi
     assert head.weight.grad is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _zero3_rank(rank: int, world_size: int, port: int, model_dir: str, work_dir: str) -> None:
-    os.environ.update(
-        DS_ACCELERATOR="cpu",
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    import deepspeed
-
-    deepspeed.init_distributed(dist_backend="gloo", timeout=timedelta(seconds=120))
-    model = load_model_bundle(model_dir, device="cpu", dtype="float32").model
-    config = {
-        "train_micro_batch_size_per_gpu": 1,
-        "zero_optimization": {"stage": 3},
-        "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "torch_adam": True}},
-    }
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+    engine = zero3_engine(rank, world_size, port, model_dir)
     inputs, targets, scored = torch.load(Path(work_dir) / f"batch{rank}.pt")
     dist = DistContext.current(use_gpu=False)
     with torch.no_grad():
@@ -201,7 +176,7 @@ def test_zero3_ranks_with_different_lengths_score_and_step_together(tiny_model_d
     torch.save((inputs, targets, scored), tmp_path / "batch0.pt")
     torch.save((inputs, targets, few), tmp_path / "batch1.pt")
     torch.multiprocessing.spawn(
-        _zero3_rank, args=(2, _free_port(), str(tiny_model_dir), str(tmp_path)), nprocs=2
+        _zero3_rank, args=(2, free_port(), str(tiny_model_dir), str(tmp_path)), nprocs=2
     )
     expected, _ = plain_scores(tiny_bundle.model, inputs, targets, TEMPERATURE)
     for rank, mask in enumerate((scored, few)):

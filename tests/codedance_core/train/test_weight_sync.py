@@ -4,8 +4,6 @@ and gathered whole from ZeRO-3 shards on two CPU processes."""
 from __future__ import annotations
 
 import copy
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,8 @@ from codedance_core.config.train import LoRAConfig
 from codedance_core.models import load_model_bundle
 from codedance_core.train.model_setup import add_lora
 from codedance_core.train.weight_sync import checkpoint_name, load_buckets, weight_buckets
+from tests.codedance_core.train.ranks import zero3_engine
+from tests.conftest import free_port
 
 # The prefixes vLLM's Qwen2.5-VL loader maps (hf_to_vllm_mapper: `model.` -> `language_model.model.`,
 # `lm_head.` -> `language_model.lm_head.`) or takes as its own module name (`visual.`).
@@ -104,31 +104,8 @@ def test_load_buckets_copies_a_model_into_another_by_name(tiny_model_dir, tiny_b
         load_buckets(target, partial)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _zero3_rank(rank: int, world_size: int, port: int, model_dir: str, out_dir: str) -> None:
-    os.environ.update(
-        DS_ACCELERATOR="cpu",
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    import deepspeed
-
-    deepspeed.init_distributed(dist_backend="gloo")
-    model = load_model_bundle(model_dir, device="cpu", dtype="float32").model
-    config = {
-        "train_micro_batch_size_per_gpu": 1,
-        "zero_optimization": {"stage": 3},
-        "optimizer": {"type": "AdamW", "params": {"lr": 1e-3, "torch_adam": True}},
-    }
-    engine, *_ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+    engine = zero3_engine(rank, world_size, port, model_dir)
     shard_sizes = [p.numel() for p in engine.module.parameters()]
     weights = flatten(weight_buckets(engine, 8_192, dtype=torch.bfloat16))
     torch.save({"weights": weights, "shard_numel": sum(shard_sizes)}, Path(out_dir) / f"rank{rank}.pt")
@@ -138,7 +115,7 @@ def _zero3_rank(rank: int, world_size: int, port: int, model_dir: str, out_dir: 
 def test_zero3_shards_are_gathered_into_full_tensors_on_every_rank(tiny_model_dir, tiny_bundle, tmp_path):
     world_size = 2
     torch.multiprocessing.spawn(
-        _zero3_rank, args=(world_size, _free_port(), str(tiny_model_dir), str(tmp_path)), nprocs=world_size
+        _zero3_rank, args=(world_size, free_port(), str(tiny_model_dir), str(tmp_path)), nprocs=world_size
     )
     expected = {
         checkpoint_name(n): p.detach().to(torch.bfloat16) for n, p in tiny_bundle.model.named_parameters()
