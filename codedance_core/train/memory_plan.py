@@ -42,13 +42,12 @@ What is counted, and what it assumes:
   (bf16, split by tensor parallelism), ~4 GiB of runtime (the profiled peak of the vision encoder
   and a prefill batch, CUDA graphs, sampler buffers) and a KV cache in the rest, whose size in tokens
   is that rest over 2 x layers x kv_heads x head_dim x 2 bytes per token; a cache too small for one
-  `max_model_len` sequence is refused, as vLLM refuses to start. When the engine sleeps during the
-  update (EngineConfig's `sleep_mode`, on unless set false: it drops the KV cache and moves the
-  weights to host memory, or discards them at level 2), it leaves ~1 GiB on the GPU (its process's CUDA context and
-  CUDA-graph pool); else it keeps its whole share. So the plan has two phases: the rollout (engine
-  awake beside the trainer's weights, gradients and optimizer states, the trainer's cached blocks
-  released first) and the update (the trainer's activations beside the sleeping engine). The hf
-  engine shares the trainer's model and adds only its KV cache (max_batch_size full contexts).
+  `max_model_len` sequence is refused, as vLLM refuses to start. Asleep during the update
+  (EngineConfig's `sleep_mode`: KV cache dropped, weights offloaded or discarded) it leaves ~1 GiB
+  (CUDA context, graph pool); awake it keeps its whole share. Two phases, then: the rollout (the
+  engine beside the trainer's weights, gradients and optimizer states) and the update (the
+  trainer's activations beside the sleeping engine). The hf engine adds only its KV cache
+  (max_batch_size full contexts).
 - A KL reference model (`kl_coef` > 0) is a whole copy of the weights in the trainer's dtype.
 """
 

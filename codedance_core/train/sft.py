@@ -125,7 +125,7 @@ def train_sft(
     dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
     torch.manual_seed(config.seed)
     start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
-    # Under DeepSpeed the weights come back with the engine's own state (`_restore`).
+    # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
     bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
     encoder = Encoder.from_bundle(bundle)
     if isinstance(data, str):
