@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from codedance_core.storage import ArtifactRef, ArtifactStore, filesystem, storage_options
+from codedance_core.storage import ArtifactRef, ArtifactStore, filesystem, resolve_uri, storage_options
 
 _READ_BUFFER_BYTES = 1 << 20
 
@@ -60,7 +60,7 @@ class ParquetSource:
 
 def open_parquet(uri: str) -> ParquetSource:
     """Open a parquet file for streaming reads; NotParquetError when it is absent or not parquet."""
-    fs, path = filesystem(uri)
+    fs, path = filesystem(resolve_uri(uri))
     try:
         handle = fs.open(path, "rb")
     except (FileNotFoundError, IsADirectoryError) as exc:
@@ -86,14 +86,15 @@ def iter_batches(
 
 def read_rows(uri: str, columns: list[str] | None = None) -> pl.DataFrame:
     """A whole (small) parquet file as a polars DataFrame."""
-    fs, path = filesystem(uri)
+    fs, path = filesystem(resolve_uri(uri))
     with fs.open(path, "rb") as handle:
         return pl.read_parquet(handle, columns=columns)
 
 
 def scan_rows(uri: str) -> pl.LazyFrame:
     """A lazy polars scan; polars reads local and s3:// natively (hf:// via its own support)."""
-    target = filesystem(uri)[1] if "://" not in uri else uri
+    resolved = resolve_uri(uri)  # a stored artifact's current version
+    target = filesystem(resolved)[1] if "://" not in resolved else resolved
     return pl.scan_parquet(target, storage_options=storage_options(uri))
 
 

@@ -1,5 +1,6 @@
 """The artifact store (local folder or s3://) and URI helpers shared by every stage."""
 
+from codedance_core.storage.integrity import CorruptArtifactError
 from codedance_core.storage.store import (
     DEFAULT_STORE,
     ArtifactRef,
@@ -8,6 +9,7 @@ from codedance_core.storage.store import (
     artifact_ref,
     directory_index,
     parquet_rows,
+    resolve_uri,
     sha256_bytes,
     sha256_file,
 )
@@ -17,6 +19,7 @@ __all__ = [
     "DEFAULT_STORE",
     "ArtifactRef",
     "ArtifactStore",
+    "CorruptArtifactError",
     "StagedFile",
     "artifact_ref",
     "directory_index",
@@ -25,6 +28,7 @@ __all__ = [
     "join_uri",
     "normalize_uri",
     "parquet_rows",
+    "resolve_uri",
     "sha256_bytes",
     "sha256_file",
     "storage_options",

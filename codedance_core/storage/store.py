@@ -1,21 +1,27 @@
-"""The artifact store: every stage's inputs and outputs, addressed by URI, written atomically.
+"""The artifact store: every stage's inputs and outputs, addressed by URI, all or nothing.
 
 Between pipeline tasks only small `ArtifactRef`s travel (URI + content digest + row count);
-cache keys are built from their digests, never from the data. So every artifact needs a digest
-that is cheap to read back: it lives in a small manifest beside the artifact
-(`<name>.manifest.json`), written *after* the artifact itself. An artifact without a manifest is
-an interrupted write and does not exist as far as the pipeline is concerned:
-- on a local disk the data is written to a temporary name and renamed into place, then the
-  manifest likewise (rename is atomic within a directory);
-- on S3 every PUT is already atomic per object; writing the manifest last gives the same
-  all-or-nothing view of the artifact.
+cache keys are built from their digests, never from the data. An artifact `<name>` is:
+- its versions, `<name>.versions/<id>/<name>`, where `<id>` is taken from the content digest: a file,
+  or a folder with `_index.json` (every file's size and digest) written after its files;
+- its manifest, `<name>.manifest.json`: the reference, plus the id of the current version. It is
+  written last, so a write cut anywhere leaves the previous version in place, complete; an artifact
+  without a manifest does not exist as far as the pipeline is concerned.
+On a local disk every file goes to a temporary name and is renamed into place, and `<name>` itself
+shows the current version (a hard link for a file, a symbolic link for a folder), so local paths
+stay readable by any tool. On S3 each PUT is atomic per object and `<name>` holds nothing: readers
+resolve it through the manifest (`resolve_uri`).
+
+A reference's URI is the artifact's name; a reader that holds one gets the version with the
+reference's digest while that version is kept, and checks what it reads against it: sizes always,
+digests of what it downloads. Superseded versions are kept (references cached by earlier runs
+still point at them) until `delete` removes the artifact. Artifacts written before versions
+existed (data beside the manifest) still read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -27,15 +33,28 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from codedance_core.storage import local_files
+from codedance_core.storage.integrity import (
+    DIRECTORY_INDEX,
+    CorruptArtifactError,
+    bytes_problems,
+    directory_index,
+    folder_problems,
+    sha256_bytes,
+    sha256_file,
+)
 from codedance_core.storage.uris import filesystem, is_remote, join_uri, normalize_uri, scheme_of
 
 if TYPE_CHECKING:
+    import fsspec
     import polars as pl
 
 DEFAULT_STORE = "./.codedance/store"
 MANIFEST_SUFFIX = ".manifest.json"
-DIRECTORY_INDEX = "_index.json"
-_CHUNK = 1 << 20
+VERSIONS_SUFFIX = ".versions"
+_RESOLVED_SCHEMES = ("file", "s3", "memory")
+# Old-layout local folders (no versions) whose every digest this process has checked.
+_CHECKED_FOLDERS: set[tuple[str, str]] = set()
 
 
 class ArtifactRef(BaseModel):
@@ -53,19 +72,6 @@ class ArtifactRef(BaseModel):
         return self.digest.split(":", 1)[-1][:12]
 
 
-def sha256_file(path: str | Path) -> str:
-    """'sha256:<hex>' of a local file, read in chunks (artifacts may be many GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
 def parquet_rows(path: str | Path) -> int | None:
     """Row count from a parquet footer, without reading the data; None if not parquet."""
     import pyarrow as pa
@@ -75,6 +81,20 @@ def parquet_rows(path: str | Path) -> int | None:
         return pq.read_metadata(path).num_rows
     except (pa.ArrowInvalid, OSError):  # not a parquet file: rows are not meaningful
         return None
+
+
+def version_id(digest: str) -> str:
+    return digest.split(":", 1)[-1][:32]
+
+
+def version_path(path: str, digest: str) -> str:
+    """Where the version of the artifact at `path` with content `digest` is stored."""
+    return _version_at(path, version_id(digest))
+
+
+def _version_at(path: str, version: str) -> str:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return f"{path}{VERSIONS_SUFFIX}/{version}/{name}"
 
 
 @dataclass
@@ -91,8 +111,9 @@ class ArtifactStore:
 
     def __init__(self, root: str | Path = DEFAULT_STORE):
         self.root = normalize_uri(root)
+        self.remote = is_remote(self.root)
         self.fs, self.root_path = filesystem(self.root)
-        if not is_remote(self.root):
+        if not self.remote:
             Path(self.root_path).mkdir(parents=True, exist_ok=True)
 
     @classmethod
@@ -118,6 +139,11 @@ class ArtifactStore:
                 raise ValueError(f"{text!r} is not on this store's filesystem ({self.root})")
             return filesystem(text)[1]
         return join_uri(self.root_path, text)
+
+    def _target(self, relpath: str) -> str:
+        if any(part.endswith(VERSIONS_SUFFIX) for part in relpath.split("/")):
+            raise ValueError(f"{relpath!r}: names ending in {VERSIONS_SUFFIX} hold stored versions; choose another name")
+        return self._path(relpath)
 
     # -- writing ------------------------------------------------------------------------------
     @contextmanager
@@ -149,108 +175,187 @@ class ArtifactStore:
         return staged.ref
 
     def _commit_file(self, local: Path, relpath: str) -> ArtifactRef:
+        target = self._target(relpath)
         rows = parquet_rows(local) if local.suffix == ".parquet" else None
         ref = ArtifactRef(uri=self.uri(relpath), digest=sha256_file(local), size=local.stat().st_size, rows=rows)
-        target = self._path(relpath)
-        manifest = json.dumps(ref.model_dump(), sort_keys=True).encode()
-        if is_remote(self.root):
-            self.fs.put_file(str(local), target)
-            with self.fs.open(target + MANIFEST_SUFFIX, "wb") as handle:
-                handle.write(manifest)
-            self.fs.invalidate_cache()
+        stored = version_path(target, ref.digest)
+        if self.remote:
+            self.fs.put_file(str(local), stored)
         else:
-            _replace_local(local, Path(target))
-            _write_local_atomic(Path(target + MANIFEST_SUFFIX), manifest)
+            local_files.move_into_place(local, Path(stored))
+            local_files.show_file(Path(stored), Path(target))
+        self._write_manifest(target, ref)
         return ref
 
     def write_directory(self, relpath: str, local_dir: str | Path) -> ArtifactRef:
         """Store a folder (a model, a checkpoint) as one artifact.
 
-        Files go up first, then `relpath/DIRECTORY_INDEX` (every file's size and digest), then
-        the manifest: the folder exists only once all of it does. Its digest is that of the
-        index, so two folders with the same files have the same digest.
+        Its files go into a new version, then the version's `DIRECTORY_INDEX` (every file's size and
+        digest), then the manifest. The digest is that of the index, so two folders with the same
+        files have the same digest.
         """
         local = Path(local_dir)
-        files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != DIRECTORY_INDEX)
+        target = self._target(relpath)
         index = directory_index(local)
-        target = self._path(relpath)
-        for path in files:
-            name = str(path.relative_to(local))
-            if is_remote(self.root):
-                self.fs.put_file(str(path), f"{target}/{name}")
-            else:
-                _replace_local_copy(path, Path(target) / name)
         index_bytes = json.dumps(index, indent=1, sort_keys=True).encode()
-        with self.stage(f"{relpath}/{DIRECTORY_INDEX}") as staged:
-            staged.path.write_bytes(index_bytes)
         ref = ArtifactRef(uri=self.uri(relpath), digest=sha256_bytes(index_bytes), size=sum(f["size"] for f in index.values()))
-        manifest = json.dumps(ref.model_dump(), sort_keys=True).encode()
-        if is_remote(self.root):
-            with self.fs.open(target + MANIFEST_SUFFIX, "wb") as handle:
-                handle.write(manifest)
-            self.fs.invalidate_cache()
+        stored = version_path(target, ref.digest)
+        for name in index:
+            if self.remote:
+                self.fs.put_file(str(local / name), f"{stored}/{name}")
+            else:
+                local_files.copy_into_place(local / name, Path(stored) / name)
+        if self.remote:
+            self._put_bytes(f"{stored}/{DIRECTORY_INDEX}", index_bytes)
         else:
-            _write_local_atomic(Path(target + MANIFEST_SUFFIX), manifest)
+            local_files.write_atomic(Path(stored) / DIRECTORY_INDEX, index_bytes)
+            local_files.show_folder(Path(stored), Path(target))
+        self._write_manifest(target, ref)
         return ref
 
-    def local_directory(self, ref: ArtifactRef, cache_dir: str | Path = ".codedance/cache") -> Path:
-        """A local folder holding a stored directory: the folder itself for a local store, else a
-        download into `cache_dir/<digest>` (reused while the digest matches)."""
-        path = self._path(ref.uri)
-        if not is_remote(self.root):
-            return Path(path)
-        local = Path(cache_dir) / ref.digest.split(":", 1)[-1][:24]
-        if (local / DIRECTORY_INDEX).exists():
-            return local
-        index = json.loads(self.read_bytes(f"{ref.uri}/{DIRECTORY_INDEX}"))
-        # Several workers of one node may fetch the same model at once: each downloads into a
-        # folder of its own, and the first to finish renames it into place.
-        partial = local.with_name(f"{local.name}.partial-{uuid.uuid4().hex[:8]}")
-        for name in index:
-            (partial / name).parent.mkdir(parents=True, exist_ok=True)
-            self.fs.get_file(f"{path}/{name}", str(partial / name))
-        (partial / DIRECTORY_INDEX).write_text(json.dumps(index))
-        try:
-            partial.rename(local)
-        except OSError:  # another worker got there first: its copy is the same files
-            shutil.rmtree(partial, ignore_errors=True)
-            if not (local / DIRECTORY_INDEX).exists():
-                raise
-        return local
+    def _write_manifest(self, target: str, ref: ArtifactRef) -> None:
+        """The commit: the manifest names the new version, so readers move to it all at once."""
+        manifest = json.dumps({**ref.model_dump(), "version": version_id(ref.digest)}, sort_keys=True).encode()
+        if self.remote:
+            self._put_bytes(target + MANIFEST_SUFFIX, manifest)
+        else:
+            local_files.write_atomic(Path(target + MANIFEST_SUFFIX), manifest)
+
+    def _put_bytes(self, path: str, data: bytes) -> None:
+        with self.fs.open(path, "wb") as handle:
+            handle.write(data)
+        self.fs.invalidate_cache()
 
     # -- reading ------------------------------------------------------------------------------
     def ref(self, relpath: str) -> ArtifactRef | None:
         """The committed artifact at relpath, or None when absent or half-written."""
-        path = self._path(relpath) + MANIFEST_SUFFIX
-        try:
-            with self.fs.open(path, "rb") as handle:
-                return ArtifactRef.model_validate_json(handle.read())
-        except FileNotFoundError:
-            return None
+        found = _read_manifest(self.fs, self._path(relpath))
+        return found[0] if found else None
 
     def exists(self, relpath: str) -> bool:
         return self.ref(relpath) is not None
 
+    def _resolve(self, uri_or_relpath: str) -> tuple[str, ArtifactRef | None]:
+        """Where the current version of an artifact is, and its reference (None for a path that is
+        no artifact, e.g. a file inside a stored folder)."""
+        path = self._path(uri_or_relpath)
+        found = _read_manifest(self.fs, path)
+        if found is None:
+            return path, None
+        ref, version = found
+        return (_version_at(path, version) if version else path), ref
+
+    def _locate(self, ref: ArtifactRef) -> tuple[str, bool]:
+        """Where the content `ref` describes is, and whether that is a version (else an artifact
+        written before versions existed, or a file the store did not write)."""
+        path = self._path(ref.uri)
+        stored = version_path(path, ref.digest)
+        if self.remote:
+            self.fs.invalidate_cache(stored)
+        if self.fs.exists(stored):
+            return stored, True
+        return path, False
+
     def read_bytes(self, uri_or_relpath: str) -> bytes:
-        with self.fs.open(self._path(uri_or_relpath), "rb") as handle:
-            return handle.read()
+        """An artifact's bytes, checked against its manifest (or any file's bytes by path)."""
+        path, ref = self._resolve(uri_or_relpath)
+        with self.fs.open(path, "rb") as handle:
+            data = handle.read()
+        if ref is not None and (problems := bytes_problems(data, ref.size, ref.digest)):
+            raise CorruptArtifactError(ref.uri, problems)
+        return data
 
     def read_json(self, uri_or_relpath: str) -> Any:
         return json.loads(self.read_bytes(uri_or_relpath))
 
     def open(self, uri_or_relpath: str, mode: str = "rb"):
-        """Open an artifact for reading (writes go through `stage` to stay atomic)."""
+        """Open an artifact for reading (writes go through `stage` to stay atomic); its size is
+        checked against the manifest, its digest is not (see `verify`)."""
         if "r" not in mode:
             raise ValueError("open() is for reading; write through stage(), write_bytes() or write_parquet()")
-        return self.fs.open(self._path(uri_or_relpath), mode)
+        path, ref = self._resolve(uri_or_relpath)
+        handle = self.fs.open(path, mode)
+        if ref is not None and (size := self.fs.size(path)) != ref.size:
+            handle.close()
+            raise CorruptArtifactError(ref.uri, [f"{size} bytes where {ref.size} were written"])
+        return handle
 
     def verify(self, ref: ArtifactRef) -> bool:
-        """Recompute an artifact's digest and compare it with the reference."""
-        digest = hashlib.sha256()
-        with self.fs.open(self._path(ref.uri), "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-        return f"sha256:{digest.hexdigest()}" == ref.digest
+        """Recompute an artifact's digest (a folder's: its index and every file) and compare."""
+        path, _ = self._locate(ref)
+        if self.fs.isdir(path):
+            try:
+                index = self._read_index(path, ref)
+            except (CorruptArtifactError, FileNotFoundError):
+                return False
+            with tempfile.TemporaryDirectory(prefix="codedance-verify-") as tmp:
+                return not self._folder_problems(path, index, Path(tmp))
+        with self.fs.open(path, "rb") as handle:
+            return not bytes_problems(handle.read(), ref.size, ref.digest)
+
+    def local_directory(self, ref: ArtifactRef, cache_dir: str | Path = ".codedance/cache") -> Path:
+        """A local folder holding exactly the stored folder `ref` describes: the folder itself for a
+        local store, else a download into `cache_dir` (checked file by file, then reused while its
+        sizes match). A folder whose files do not match its index raises `CorruptArtifactError`."""
+        path, versioned = self._locate(ref)
+        if not self.remote:
+            if not versioned and not Path(path, DIRECTORY_INDEX).exists():
+                # A folder the store never wrote (`artifact_ref` of a user's model): its reference
+                # was computed from it just now, so a size check is all that is cheap and useful.
+                size = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+                if size != ref.size:
+                    raise CorruptArtifactError(ref.uri, [f"{size} bytes where {ref.size} were indexed"])
+                return Path(path)
+            index = self._read_index(path, ref)
+            # A version is written whole before it is named; an old-layout folder may mix two writes.
+            check = not versioned and (path, ref.digest) not in _CHECKED_FOLDERS
+            if problems := folder_problems(Path(path), index, digests=check):
+                raise CorruptArtifactError(ref.uri, problems)
+            _CHECKED_FOLDERS.add((path, ref.digest))
+            return Path(path)
+        local = Path(cache_dir) / f"sha256-{version_id(ref.digest)}"
+        if (local / DIRECTORY_INDEX).exists():
+            index = json.loads((local / DIRECTORY_INDEX).read_text())
+            if not folder_problems(local, index, digests=False):
+                return local
+            shutil.rmtree(local, ignore_errors=True)  # a cached copy lost files: fetch it again
+        index = self._read_index(path, ref)
+        # Several workers of one node may fetch the same model at once: each downloads into a
+        # folder of its own, and the first to finish renames it into place.
+        partial = local.with_name(f"{local.name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            if problems := self._folder_problems(path, index, partial):
+                raise CorruptArtifactError(ref.uri, problems)
+            (partial / DIRECTORY_INDEX).write_text(json.dumps(index))  # last: it marks a checked copy
+            try:
+                partial.rename(local)
+            except OSError:  # another worker got there first: its copy is the same files
+                if not (local / DIRECTORY_INDEX).exists():
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return local
+
+    def _read_index(self, path: str, ref: ArtifactRef) -> dict[str, dict[str, Any]]:
+        """A stored folder's index, refused unless it is the one the reference was made from."""
+        with self.fs.open(f"{path}/{DIRECTORY_INDEX}", "rb") as handle:
+            index_bytes = handle.read()
+        if sha256_bytes(index_bytes) != ref.digest:
+            raise CorruptArtifactError(ref.uri, [f"its {DIRECTORY_INDEX} is not the one of digest {ref.short_digest}"])
+        return json.loads(index_bytes)
+
+    def _folder_problems(self, path: str, index: dict[str, dict[str, Any]], local: Path) -> list[str]:
+        """Download a stored folder's files into `local` (a local store's are read in place) and
+        compare each with the index."""
+        if not self.remote:
+            return folder_problems(Path(path), index, digests=True)
+        for name in index:
+            (local / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.fs.get_file(f"{path}/{name}", str(local / name))
+            except FileNotFoundError:
+                pass  # reported as missing below, with every other difference
+        return folder_problems(local, index, digests=True)
 
     def list(self, prefix: str = "") -> list[str]:
         """Relpaths of the committed artifacts under a prefix, sorted."""
@@ -260,25 +365,53 @@ class ArtifactStore:
         except FileNotFoundError:
             return []
         root = self.root_path.rstrip("/") + "/"
-        names = [p.removeprefix(root) for p in found]
-        return sorted(n[: -len(MANIFEST_SUFFIX)] for n in names if n.endswith(MANIFEST_SUFFIX))
+        names = [p.removeprefix(root)[: -len(MANIFEST_SUFFIX)] for p in found if p.endswith(MANIFEST_SUFFIX)]
+        return sorted(n for n in names if not any(part.endswith(VERSIONS_SUFFIX) for part in n.split("/")[:-1]))
 
     def delete(self, relpath: str) -> None:
-        """Remove an artifact: its manifest first, so it is never seen half-deleted."""
-        for path in (self._path(relpath) + MANIFEST_SUFFIX, self._path(relpath)):
+        """Remove an artifact and all its versions: its manifest first, so it is never seen half-deleted."""
+        path = self._path(relpath)
+        if not self.remote:
+            for doomed in (path + MANIFEST_SUFFIX, path + VERSIONS_SUFFIX, path):
+                local_files.remove_path(Path(doomed))
+            return
+        # Object by object: a recursive rm of a bare key could reach keys it is only a prefix of.
+        for key in (path + MANIFEST_SUFFIX, path):
+            if self.fs.isfile(key):
+                self.fs.rm_file(key)
+        for folder in (path + VERSIONS_SUFFIX, path):
             try:
-                self.fs.rm(path)
+                keys = self.fs.find(folder + "/")
             except FileNotFoundError:
-                pass
-        if is_remote(self.root):
-            self.fs.invalidate_cache()
+                keys = []
+            if keys:
+                self.fs.rm(keys)
+        self.fs.invalidate_cache()
 
 
-def directory_index(local: Path) -> dict[str, dict[str, Any]]:
-    """Every file of a folder (its index file aside) with its digest and size: what a stored folder's
-    digest is made of."""
-    files = sorted(p for p in local.rglob("*") if p.is_file() and p.name != DIRECTORY_INDEX)
-    return {str(p.relative_to(local)): {"digest": sha256_file(p), "size": p.stat().st_size} for p in files}
+def _read_manifest(fs: fsspec.AbstractFileSystem, path: str) -> tuple[ArtifactRef, str | None] | None:
+    """The reference in `path`'s manifest and the id of its current version (None: the data sits
+    beside the manifest, as written before versions existed); None when there is no manifest."""
+    try:
+        with fs.open(path + MANIFEST_SUFFIX, "rb") as handle:
+            manifest = json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    version = manifest.pop("version", None)
+    return ArtifactRef.model_validate(manifest), version
+
+
+def resolve_uri(uri: str | Path) -> str:
+    """The URI of the current version of a stored artifact, for readers given its name (a path
+    passed on a command line); any other URI unchanged."""
+    text = normalize_uri(uri)
+    if scheme_of(text) not in _RESOLVED_SCHEMES:
+        return text
+    fs, path = filesystem(text)
+    found = _read_manifest(fs, path)
+    if found is None or found[1] is None:
+        return text
+    return _version_at(text, found[1])
 
 
 def artifact_ref(uri: str | Path) -> ArtifactRef:
@@ -287,11 +420,8 @@ def artifact_ref(uri: str | Path) -> ArtifactRef:
     now (a file's bytes; a local folder's file index, as `write_directory` would record it)."""
     text = normalize_uri(uri)
     fs, path = filesystem(text)
-    try:
-        with fs.open(path + MANIFEST_SUFFIX, "rb") as handle:
-            return ArtifactRef.model_validate_json(handle.read())
-    except FileNotFoundError:
-        pass
+    if (found := _read_manifest(fs, path)) is not None:
+        return found[0]
     if is_remote(text):
         raise FileNotFoundError(f"{text} has no manifest: write it through the artifact store, or pass a local copy")
     local = Path(path)
@@ -302,33 +432,3 @@ def artifact_ref(uri: str | Path) -> ArtifactRef:
         raise FileNotFoundError(f"{text} does not exist")
     return ArtifactRef(uri=text, digest=sha256_file(local), size=local.stat().st_size,
                        rows=parquet_rows(local) if local.suffix == ".parquet" else None)
-
-
-def _replace_local(source: Path, target: Path) -> None:
-    """Move a finished local file into place atomically (temp name in the target's folder, rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    shutil.move(source, temp)  # a rename on the same device, a copy across devices
-    with open(temp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, target)
-
-
-def _replace_local_copy(source: Path, target: Path) -> None:
-    """Copy a file into place atomically (a temporary name beside the target, then rename)."""
-    if source.resolve() == target.resolve():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    shutil.copyfile(source, temp)
-    os.replace(temp, target)
-
-
-def _write_local_atomic(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    with open(temp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, target)

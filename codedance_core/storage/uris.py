@@ -30,11 +30,14 @@ def is_remote(uri: str) -> bool:
 
 
 def normalize_uri(uri: str | Path) -> str:
-    """Absolute local paths stay paths; remote URIs lose trailing slashes."""
+    """Absolute local paths stay paths; remote URIs lose trailing slashes.
+
+    Symbolic links are kept, not followed: in a local store an artifact's name is a link to its
+    current version, and the name is what a reference holds."""
     text = str(uri)
     if scheme_of(text) == "file":
         text = text.removeprefix("file://")
-        return str(Path(text).expanduser().resolve())
+        return os.path.abspath(Path(text).expanduser())
     return text.rstrip("/")
 
 

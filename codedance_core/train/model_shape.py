@@ -182,10 +182,11 @@ def tiny_shape(config: TinyModelConfig) -> ModelShape:
 
 def read_config_json(location: str) -> dict[str, Any] | None:
     """A model directory's config.json (local or stored, e.g. s3://), or None when there is none."""
+    from codedance_core.storage.store import resolve_uri
     from codedance_core.storage.uris import filesystem, join_uri
 
     try:
-        fs, path = filesystem(join_uri(location, "config.json"))
+        fs, path = filesystem(join_uri(resolve_uri(location), "config.json"))
         with fs.open(path, "rb") as handle:
             return json.loads(handle.read())
     except (OSError, ValueError):  # absent, unreachable, or not JSON: the other sources answer
