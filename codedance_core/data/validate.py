@@ -15,7 +15,7 @@ cores check twice the images, and memory stays bounded by the batch size.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,6 +28,13 @@ from pydantic import BaseModel, Field, ValidationError
 from codedance_core.config.data import DataConfig, ImageLimits
 from codedance_core.data.images import ImageProblem, inspect_image
 from codedance_core.data.io import NotParquetError, ParquetSink, ParquetSource, open_parquet
+from codedance_core.data.quarantine import (
+    QUARANTINE_COLUMNS,
+    NoValidRowsError,
+    Quarantine,
+    columns_of,
+    with_reasons,
+)
 from codedance_core.data.schemas import (
     SCHEMA_MODELS,
     EvalItem,
@@ -57,7 +64,6 @@ class Reason(StrEnum):
 
 
 REASON_ORDER = {reason.value: rank for rank, reason in enumerate(Reason)}
-QUARANTINE_COLUMNS = ("reason", "reason_detail")
 
 
 @dataclass(frozen=True)
@@ -216,9 +222,44 @@ def _record(report: ValidationReport, problems: list[RowProblem | None]) -> None
 def _quarantine_batch(batch: pa.RecordBatch, problems: list[RowProblem | None]) -> pa.Table:
     bad = [i for i, problem in enumerate(problems) if problem is not None]
     table = pa.Table.from_batches([batch]).take(pa.array(bad, type=pa.int64()))
-    table = table.drop_columns([name for name in QUARANTINE_COLUMNS if name in table.column_names])
     reasons = [problems[i].reason.value for i in bad]  # type: ignore[union-attr]
     details = [problems[i].detail for i in bad]  # type: ignore[union-attr]
-    return table.append_column("reason", pa.array(reasons, pa.string())).append_column(
-        "reason_detail", pa.array(details, pa.string())
-    )
+    return with_reasons(table, reasons, details)
+
+
+def expected_columns(schema: SchemaName) -> list[str]:
+    """The columns a row of `schema` must have (RL rows may spell `prompt` as `messages`)."""
+    names = [name for name, info in SCHEMA_MODELS[schema].model_fields.items() if info.is_required()]
+    return [f"{name} (or messages)" if schema == "rl" and name == "prompt" else name for name in names]
+
+
+def split_rows(
+    data: str | Iterable[dict[str, Any]], schema: SchemaName = "rl", config: DataConfig | None = None
+) -> tuple[list[dict[str, Any]], Quarantine]:
+    """The good rows of a parquet URI (or of rows given), kept in memory, and the quarantine of the
+    bad ones, each with the validator's reason. Raises NoValidRowsError when no row is good."""
+    config = config or DataConfig()
+    good: list[dict[str, Any]] = []
+    name = data if isinstance(data, str) else "the rows given"
+    base_uri = data.rsplit("/", 1)[0] if isinstance(data, str) and "/" in data else None
+    checker = RowChecker(schema, config.image_limits, base_uri, config.check_image_tokens)
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(config.validate_workers))
+        if isinstance(data, str):
+            source = stack.enter_context(open_parquet(data))
+            quarantine = Quarantine(schema=source.schema)
+            batches: Iterable[list[dict[str, Any]]] = (b.to_pylist() for b in _batches(source, config.batch_rows))
+            columns = columns_of([], source.schema)
+        else:
+            rows = list(data)
+            quarantine, batches, columns = Quarantine(), [rows], columns_of(rows)
+        for rows in batches:
+            for row, problem in zip(rows, pool.map(checker.check, rows), strict=True):
+                if problem is None:
+                    good.append(row)
+                else:
+                    quarantine.add(row, problem.reason.value, problem.detail)
+    if not good:
+        example = next(iter(quarantine.examples().values()), "")
+        raise NoValidRowsError(name, columns, expected_columns(schema), quarantine.counts(), example, len(quarantine))
+    return good, quarantine

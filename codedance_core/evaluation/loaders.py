@@ -50,6 +50,23 @@ class BenchmarkFormatError(ValueError):
     """The file is not in the layout its benchmark expects; the message says what was expected."""
 
 
+RL_COLUMNS = ("prompt (or messages)", "images", "reward_model.ground_truth", "data_source")
+
+
+def expected_columns(layout: str, hints: ColumnHints) -> list[str]:
+    """The columns a benchmark's rows need, for the message when none of a file's rows has them."""
+    eval_columns = [
+        "question: one of " + "/".join(hints.question) if hints.question_template is None else "the template's fields",
+        "answer: one of " + "/".join(hints.answer),
+        "image: one of " + "/".join(IMAGE_COLUMNS),
+    ]
+    if layout == "rl":
+        return list(RL_COLUMNS)
+    if layout == "auto":
+        return [f"RL rows ({', '.join(RL_COLUMNS)}) or eval rows ({'; '.join(eval_columns)})"]
+    return eval_columns
+
+
 def read_table(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a .parquet, .jsonl/.json or .tsv file, as dicts, in file order."""
     suffix = path.suffix.lower()

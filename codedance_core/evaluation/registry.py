@@ -10,6 +10,7 @@ the file is loaded, and decoded for good only when its item is rolled out.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +18,14 @@ from typing import Any, Literal
 
 from codedance_core.agent.items import item_from_eval_row, item_from_rl_row
 from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.data.quarantine import NoValidRowsError
 from codedance_core.evaluation.loaders import (
     BenchmarkFormatError,
     ColumnHints,
     ImageResolver,
     LazyImages,
     check_image,
+    expected_columns,
     read_table,
     resolve_rl_images,
     to_eval_row,
@@ -170,10 +173,17 @@ def load_items(
     source = data_file(benchmark, Path(path))
     images = ImageResolver(source.parent)
     loaded: list[RolloutItem | LoadFailure] = []
+    columns: dict[str, None] = {}
     for index, row in _limited(read_table(source), limit):
+        columns.update(dict.fromkeys(row))
         loaded.append(_load_one(benchmark, row, index, images, min_pixels, max_pixels, data_source))
     if not loaded:
         raise BenchmarkFormatError(f"{source}: no rows; {benchmark.name} expects {benchmark.expects}")
+    failures = [item for item in loaded if isinstance(item, LoadFailure)]
+    if len(failures) == len(loaded):  # the wrong file or layout: an error, never a score of 0
+        reasons = Counter(failure.reason.split(":", 1)[0] for failure in failures)
+        expected = expected_columns(benchmark.layout, benchmark.hints)
+        raise NoValidRowsError(str(source), list(columns), expected, reasons, failures[0].reason, len(failures))
     return loaded
 
 

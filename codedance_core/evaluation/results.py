@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,23 @@ def write_images(trajectory: Trajectory, images_dir: Path, relative_to: Path) ->
     return paths
 
 
+def staged_name(path: Path) -> Path:
+    """A temporary name beside `path`, unique to this process and call: two writers never share one."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a unique staged file, then rename it over `path`; no staged file is left behind."""
+    staged = staged_name(path)
+    try:
+        write(staged)
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
 def _save_png(image: Image.Image, path: Path) -> None:
-    staged = path.with_suffix(".tmp")
-    image.save(staged, format="PNG")
-    os.replace(staged, path)
+    replace_atomically(path, lambda staged: image.save(staged, format="PNG"))
 
 
 class ResultFile:
@@ -180,11 +194,13 @@ class ResultFile:
 
     def rewrite(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Replace the file atomically with exactly `rows` (one per trajectory, benchmark order)."""
-        staged = self.path.with_suffix(".jsonl.tmp")
-        with staged.open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(staged, self.path)
+
+        def write(staged: Path) -> None:
+            with staged.open("w", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+        replace_atomically(self.path, write)
 
 
 def scored_keys(rows: Mapping[RowKey, Mapping[str, Any]]) -> set[RowKey]:

@@ -8,6 +8,8 @@ outputs (the Prefect cache decides what reruns).
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ def result_path(out_dir: Path, arm: str, seed: int) -> Path:
 def save_result(path: Path, result: Mapping[str, Any]) -> None:
     """Write `result` so that the file is complete or absent, never half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")  # unique per writer
     temporary.write_text(json.dumps(result, indent=1))
     temporary.replace(path)
 

@@ -24,6 +24,8 @@ class TrainedModel(StageResult):
     metrics: ArtifactRef | None = None
     steps: int = 0
     resumed_from: str | None = None  # the checkpoint the run went on from, if it did
+    quarantine: ArtifactRef | None = None  # the training rows set aside, each with its reason
+    quarantined_rows: int = 0
 
 
 class FilterOutcome(StageResult):
@@ -86,7 +88,8 @@ def describe(result: Any) -> str:
         return f"{result.good_rows} good rows, {result.bad_rows} quarantined"
     if isinstance(result, Evaluation):
         stats = result.stats
-        return (f"accuracy {stats.get('accuracy', 0):.3f} on {stats.get('items', '?')} items; "
+        not_judged = f" ({stats['not_judged']} not judged: judge_error)" if stats.get("not_judged") else ""
+        return (f"accuracy {stats.get('accuracy', 0):.3f} on {stats.get('items', '?')} items{not_judged}; "
                 f"tool calls per trajectory {stats.get('tool_calls_per_trajectory', 0):.2f}")
     if isinstance(result, Promotion):
         return f"{result.name} v{result.version} score {result.score:.3f}: " + (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from codedance_core.train.memory_plan import MemoryPlan, grpo_memory, sft_memory
 from codedance_core.train.model_shape import ModelShape, model_shape
 
 METRICS_SUFFIX = "-metrics.jsonl"
+QUARANTINE_SUFFIX = "-quarantine.parquet"
+TRAINING_LOCK_WAIT_S = 30.0  # a retried worker may start while the failed attempt is still exiting
 
 
 # -- plans ---------------------------------------------------------------------------------------
@@ -73,13 +76,17 @@ def rl_plan(config: GRPOConfig, engine: EngineConfig) -> LaunchPlan:
 
 # -- stages --------------------------------------------------------------------------------------
 @stage("sft")
-def train_sft(config: SFTConfig, data: ArtifactRef, model: ArtifactRef, ctx: StageContext) -> TrainedModel:
-    """Supervised fine-tuning on trajectory rows (loss on assistant tokens only)."""
+def train_sft(
+    config: SFTConfig, data: ArtifactRef, model: ArtifactRef, ctx: StageContext, force: bool = False
+) -> TrainedModel:
+    """Supervised fine-tuning on trajectory rows (loss on assistant tokens only). Its checkpoints'
+    folder is named by the whole config, so they hold its settings; `force` is the trainer's
+    (train/run_start.py), kept for symmetry with `train_rl`."""
     refuse_what_cannot_fit(config.gpus_per_worker, lambda shape: sft_memory(config, shape), model, ctx)
     out = f"models/sft-{data.short_digest}-{model.short_digest}-{config.digest()[:8]}"
     params = config.model_dump(mode="json")
     with ctx.stage_run("sft", params=params, inputs={"sft-data": data, "base-model": model}) as run:
-        call = TrainingCall(config, data, model, ctx.store_root, out, RunAddress.of(ctx, run))
+        call = TrainingCall(config, data, model, ctx.store_root, out, RunAddress.of(ctx, run), force=force)
         trained: TrainedModel = ctx.launch(sft_plan(config), call)
         log_outputs(run, {"sft-model": trained.model, "sft-metrics": trained.metrics})
     return trained
@@ -88,9 +95,11 @@ def train_sft(config: SFTConfig, data: ArtifactRef, model: ArtifactRef, ctx: Sta
 @stage("rl")
 def train_rl(
     grpo: GRPOConfig, rollout: RolloutSettings, rewards: RewardConfig, sandbox: SandboxConfig, engine: EngineConfig,
-    round_index: int, data: ArtifactRef, model: ArtifactRef, ctx: StageContext,
+    round_index: int, data: ArtifactRef, model: ArtifactRef, ctx: StageContext, force: bool = False,
 ) -> TrainedModel:
-    """One RL round (GRPO + BAT) starting from `model` on the RL rows."""
+    """One RL round (GRPO + BAT) starting from `model` on the RL rows. Its checkpoints' folder is
+    named by the grpo section only, so a rerun with other rollout or reward settings finds them: it
+    refuses to resume them unless `force` (train/run_start.py)."""
     refuse_what_cannot_fit(grpo.gpus_per_worker,
                            lambda shape: grpo_memory(grpo, engine, shape, rollout.max_context_tokens), model, ctx)
     out = f"models/rl-{round_index}-{data.short_digest}-{model.short_digest}-{grpo.digest()[:8]}"
@@ -99,7 +108,7 @@ def train_rl(
     name = f"rl-round-{round_index}"
     with ctx.stage_run(name, params=params, inputs={"rl-data": data, "policy": model}) as run:
         call = TrainingCall(grpo, data, model, ctx.store_root, out, RunAddress.of(ctx, run),
-                            rl=RLSections(rollout, rewards, sandbox, engine))
+                            rl=RLSections(rollout, rewards, sandbox, engine), force=force)
         trained: TrainedModel = ctx.launch(rl_plan(grpo, engine), call)
         log_outputs(run, {"rl-model": trained.model, "rl-metrics": trained.metrics})
     return trained
@@ -139,6 +148,7 @@ class TrainingCall:
     out: str
     run: RunAddress | None
     rl: RLSections | None = None
+    force: bool = False  # resume checkpoints written with other settings
 
 
 def sft_worker(call: TrainingCall) -> TrainedModel | None:
@@ -148,17 +158,19 @@ def sft_worker(call: TrainingCall) -> TrainedModel | None:
 
     dist = DistContext.current(use_gpu=call.config.gpus_per_worker > 0)
     store, run_dir = ArtifactStore(call.store_root), local_run_dir(call.store_root, call.out)
-    result = run_sft(
-        call.config, call.data.uri, store.local_directory(call.model), run_dir,
-        checkpoint_uri=store.uri(f"{call.out}-checkpoints"), metrics_callback=metrics_logger(call.run),
-        dist=dist, progress=False,
-    )
+    with training_lock(store, call.out, dist.is_main):
+        result = run_sft(
+            call.config, call.data.uri, store.local_directory(call.model), run_dir,
+            checkpoint_uri=store.uri(f"{call.out}-checkpoints"), metrics_callback=metrics_logger(call.run),
+            dist=dist, progress=False, force=call.force,
+        )
     if not dist.is_main:
         return None
     if call.run is not None:
         tracker = call.run.tracker()
         tracker.log_metrics({"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s}, result.steps)
         tracker.log_dict(result.data, "sft_data_stats.json")
+        log_quarantine(tracker, result.data)
     return store_trained(store, call.out, result, run_dir)
 
 
@@ -172,19 +184,38 @@ def rl_worker(call: TrainingCall) -> TrainedModel | None:
     sections = call.rl
     dist = DistContext.current(use_gpu=call.config.gpus_per_worker > 0)
     store, run_dir = ArtifactStore(call.store_root), local_run_dir(call.store_root, call.out)
-    result = train_grpo(
-        call.config, call.data.uri, store.local_directory(call.model), run_dir,
-        rollout=sections.rollout, rewards=sections.rewards, sandbox=sections.sandbox, engine=sections.engine,
-        judge=judge_if_configured(sections.rewards.judge), checkpoint_uri=store.uri(f"{call.out}-checkpoints"),
-        metrics_callback=metrics_logger(call.run), dist=dist, progress=False,
-    )
+    with training_lock(store, call.out, dist.is_main):
+        result = train_grpo(
+            call.config, call.data.uri, store.local_directory(call.model), run_dir,
+            rollout=sections.rollout, rewards=sections.rewards, sandbox=sections.sandbox, engine=sections.engine,
+            judge=judge_if_configured(sections.rewards.judge), checkpoint_uri=store.uri(f"{call.out}-checkpoints"),
+            metrics_callback=metrics_logger(call.run), dist=dist, progress=False, force=call.force,
+        )
     if not dist.is_main:
         return None
     if call.run is not None:
         tracker = call.run.tracker()
         for sample in sorted(run_dir.glob("trajectories/*.json"))[-3:]:
             tracker.log_artifact(sample, "trajectories")
+        log_quarantine(tracker, result.data)
     return store_trained(store, call.out, result, run_dir)
+
+
+def training_lock(store: ArtifactStore, out: str, main: bool) -> AbstractContextManager[Any]:
+    """The main worker's hold on a run's outputs (its checkpoints in the store, and with them the
+    local run folder named after them): a second identical call waits, then is refused naming the first."""
+    if not main:
+        return nullcontext()
+    from codedance_core.storage.locks import exclusive
+
+    return exclusive(store.uri(f"{out}-checkpoints"), wait_s=TRAINING_LOCK_WAIT_S)
+
+
+def log_quarantine(tracker: Any, data: dict[str, Any]) -> None:
+    """The run's quarantined rows: counted (`quarantined_rows`) and the file attached, when there is one."""
+    tracker.log_metrics({"quarantined_rows": float(data.get("quarantined_rows", 0))})
+    if data.get("quarantine_file"):
+        tracker.log_artifact(data["quarantine_file"], "quarantine")
 
 
 def local_run_dir(store_root: str, out: str) -> Path:
@@ -208,5 +239,9 @@ def store_trained(store: ArtifactStore, out: str, result: Any, run_dir: Path) ->
 
     metrics_file = run_dir / METRICS_FILE
     metrics = store.write_bytes(f"{out}{METRICS_SUFFIX}", metrics_file.read_bytes()) if metrics_file.exists() else None
+    data = getattr(result, "data", None) or {}
+    bad_rows = Path(data["quarantine_file"]) if data.get("quarantine_file") else None
+    quarantine = store.write_bytes(f"{out}{QUARANTINE_SUFFIX}", bad_rows.read_bytes()) if bad_rows else None
     return TrainedModel(model=store.write_directory(out, result.model_dir), metrics=metrics, steps=result.steps,
-                        resumed_from=result.resumed_from)
+                        resumed_from=result.resumed_from, quarantine=quarantine,
+                        quarantined_rows=int(data.get("quarantined_rows", 0)))

@@ -20,6 +20,10 @@ Weights. On CPU the hf engine generates with the trainer's very model object: no
 A vLLM engine holds its own copy on the same GPU: `engine_released` puts it to sleep for the
 update (its KV cache and weights' memory go to the optimizer) and wakes it with the new weights,
 gathered in bfloat16 buckets by `train.weight_sync`.
+
+Prompts. The RL rows are checked before the first step, as the data stage checks them (schema,
+image markers, every image decoded): a bad row is quarantined beside the run with its reason and
+counted, never silently skipped step after step; a file with no good row is `NoValidRowsError`.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any, Self
 
 import torch
@@ -41,6 +46,29 @@ from codedance_core.engines.base import Completion, GenerationEngine, Generation
 from codedance_core.models.bundle import ModelBundle
 from codedance_core.sandbox import SandboxPool
 from codedance_core.train.weight_sync import Bucket, weight_buckets
+
+
+def load_prompt_rows(
+    data: str | Iterable[dict[str, Any]], run_dir: Path, write: bool = True
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The good RL rows of a parquet URI (or of rows given), and what became of the others.
+
+    Bad rows go to `run_dir`/quarantine.parquet (the validator's layout: the row plus `reason` and
+    `reason_detail`) when `write` (the main worker); the summary counts them by reason."""
+    from codedance_core.data.quarantine import QUARANTINE_FILE
+    from codedance_core.data.validate import split_rows
+
+    rows, quarantine = split_rows(data, "rl")
+    target = Path(run_dir) / QUARANTINE_FILE
+    written = None
+    if write:
+        target.unlink(missing_ok=True)  # a resumed run's file is rewritten, never left stale
+        written = quarantine.write(str(target))
+    return rows, {
+        "rows": len(rows) + len(quarantine),
+        **quarantine.summary(),
+        "quarantine_file": str(target) if written is not None else None,
+    }
 
 
 def request_key(request: GenerationRequest) -> tuple:

@@ -17,8 +17,11 @@ How a row becomes tokens, and why:
 - Images are kept encoded until a batch is built (a 30k-row SFT set of decoded images does not
   fit in memory); only their sizes are read here, which fixes their token counts.
 
-Bad rows (marker/image mismatch, undecodable image, no assistant token left after truncation)
-are counted by reason and skipped, never fatal.
+Bad rows (invalid row, marker/image mismatch, undecodable image, no assistant token left after
+truncation) are never fatal and never vanish: each goes to the quarantine with its reason (the
+layout every stage shares, `data.quarantine`), written beside the run and counted in its result.
+Every image is decoded in full once here, so a truncated file is a quarantined row, not a crash
+in the middle of training. A file with no usable row is `NoValidRowsError`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import io
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from PIL import Image
 from pydantic import ValidationError
@@ -37,6 +41,9 @@ from codedance_core.data.schemas import IMAGE_MARKER, ImageRef, SFTRow
 from codedance_core.models.images import pixel_bounds, resize_for_model
 from codedance_core.models.inputs import EncodedPrompt, encode_text_with_images
 from codedance_core.models.tokenizer import IM_END, IMAGE_PAD
+
+if TYPE_CHECKING:
+    from codedance_core.data.quarantine import Quarantine
 
 IGNORE_INDEX = -100
 RESPONSE_OPEN = "<tool_response>"
@@ -48,6 +55,7 @@ class BadSFTRow(ValueError):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 class _ImageSize(NamedTuple):
@@ -76,14 +84,19 @@ class SFTExample:
 
 @dataclass
 class SFTDataStats:
-    """What became of the rows: examples made, truncations and skips by reason, token totals."""
+    """What became of the rows: examples made, truncations, quarantined rows by reason, token totals."""
 
     rows: int = 0
     examples: int = 0
     truncated: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)  # quarantined rows per reason
     tokens: int = 0
     label_tokens: int = 0
+    quarantine_file: str | None = None
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.skipped.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +104,8 @@ class SFTDataStats:
             "examples": self.examples,
             "truncated": self.truncated,
             "skipped": dict(self.skipped),
+            "quarantined_rows": self.quarantined,
+            "quarantine_file": self.quarantine_file,
             "tokens": self.tokens,
             "label_tokens": self.label_tokens,
         }
@@ -145,9 +160,10 @@ def split_assistant_turn(turn: str, content: str) -> tuple[str, str, str]:
 
 
 def image_size(data: bytes) -> _ImageSize:
-    """Width and height from an image's header (pixels are not decoded)."""
+    """Width and height of an image, decoded in full once (a truncated file fails here, not in a batch)."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
             return _ImageSize(*opened.size)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise BadSFTRow("image_undecodable", str(error)) from None
@@ -240,9 +256,14 @@ def truncate_example(example: SFTExample, max_length: int, pad_id: int) -> SFTEx
 
 
 def build_examples(
-    encoder: Encoder, rows: Iterable[dict[str, Any] | SFTRow], max_length: int, base_uri: str | None = None
+    encoder: Encoder,
+    rows: Iterable[dict[str, Any] | SFTRow],
+    max_length: int,
+    base_uri: str | None = None,
+    quarantine: Quarantine | None = None,
 ) -> tuple[list[SFTExample], SFTDataStats]:
-    """Examples from rows (dicts are validated as SFTRow), with counts of what was kept and skipped."""
+    """Examples from rows (dicts are validated as SFTRow), with counts of what was kept; each bad
+    row is counted by reason and, given a `quarantine`, set aside in it with its detail."""
     stats = SFTDataStats()
     examples: list[SFTExample] = []
     for raw in rows:
@@ -250,11 +271,11 @@ def build_examples(
         try:
             row = raw if isinstance(raw, SFTRow) else SFTRow.model_validate(raw)
             example = encode_row(encoder, row, max_length, base_uri)
-        except ValidationError:
-            stats.skipped["invalid_row"] += 1
-            continue
-        except BadSFTRow as error:
-            stats.skipped[error.reason] += 1
+        except (ValidationError, BadSFTRow) as error:
+            problem = _problem(error)
+            stats.skipped[problem.reason] += 1
+            if quarantine is not None:
+                quarantine.add(raw.model_dump() if isinstance(raw, SFTRow) else raw, problem.reason, problem.detail)
             continue
         examples.append(example)
         stats.examples += 1
@@ -264,15 +285,56 @@ def build_examples(
     return examples, stats
 
 
+def _problem(error: ValidationError | BadSFTRow) -> BadSFTRow:
+    """A bad row's reason: the validator's code for a row that is not an SFT row at all."""
+    if isinstance(error, BadSFTRow):
+        return error
+    from codedance_core.data.validate import problem_from_validation_error
+
+    problem = problem_from_validation_error(error)
+    return BadSFTRow(problem.reason.value, problem.detail)
+
+
 def load_examples(
-    encoder: Encoder, uri: str, max_length: int, batch_rows: int = 256
+    encoder: Encoder, uri: str, max_length: int, batch_rows: int = 256, quarantine: Quarantine | None = None
 ) -> tuple[list[SFTExample], SFTDataStats]:
-    """Examples from an SFT parquet at any URI, streamed batch by batch."""
-    from codedance_core.data.io import iter_batches
+    """Examples from an SFT parquet at any URI, streamed batch by batch (bad rows as in `build_examples`,
+    quarantined with the file's own column types)."""
+    from codedance_core.data.io import open_parquet
 
     base_uri = uri.rsplit("/", 1)[0] if "/" in uri else None
-    rows = (row for batch in iter_batches(uri, batch_rows) for row in batch.to_pylist())
-    return build_examples(encoder, rows, max_length, base_uri)
+    with open_parquet(uri) as source:
+        if quarantine is not None and quarantine.schema is None:
+            quarantine.schema = source.schema
+        batches = source.file.iter_batches(batch_size=batch_rows, use_threads=False)
+        rows = (row for batch in batches for row in batch.to_pylist())
+        return build_examples(encoder, rows, max_length, base_uri, quarantine)
+
+
+def load_training_examples(
+    encoder: Encoder, data: str | Iterable[dict[str, Any]], max_length: int, run_dir: Path, write: bool = True
+) -> tuple[list[SFTExample], SFTDataStats]:
+    """The examples of a run's data (a parquet URI or rows); bad rows go to `run_dir`/quarantine.parquet
+    when `write` (the main worker). Raises NoValidRowsError when no row makes an example."""
+    from codedance_core.data.quarantine import QUARANTINE_FILE, NoValidRowsError, Quarantine, columns_of
+    from codedance_core.data.validate import expected_columns
+
+    quarantine = Quarantine()
+    if isinstance(data, str):
+        examples, stats = load_examples(encoder, data, max_length, quarantine=quarantine)
+    else:
+        examples, stats = build_examples(encoder, data, max_length, quarantine=quarantine)
+    target = Path(run_dir) / QUARANTINE_FILE
+    if write:
+        target.unlink(missing_ok=True)  # a resumed run's file is rewritten, never left stale
+        if quarantine.write(str(target)) is not None:
+            stats.quarantine_file = str(target)
+    if not examples:
+        name = data if isinstance(data, str) else "the rows given"
+        example = next(iter(quarantine.examples().values()), "")
+        found = columns_of(quarantine.rows, quarantine.schema)
+        raise NoValidRowsError(name, found, expected_columns("sft"), dict(stats.skipped), example, stats.rows)
+    return examples, stats
 
 
 def decode_for_model(data: bytes, image_processor: Any) -> Image.Image:
@@ -298,6 +360,7 @@ __all__ = [
     "build_examples",
     "encode_row",
     "load_examples",
+    "load_training_examples",
     "render_turns",
     "split_assistant_turn",
     "truncate_example",

@@ -59,3 +59,40 @@ def test_the_engine_trainer_log_prob_gap_is_measured_whichever_denominator_is_us
     expected = trainer if old_logprobs == "recompute" else [np.asarray(t.logprobs) for t in trajectories]
     for denominator, wanted in zip(old, expected, strict=True):
         np.testing.assert_allclose(denominator, wanted, atol=1e-6)
+
+
+def rl_rows_with_two_bad_ones() -> list[dict]:
+    from codedance_core.config.data import SuiteSpec
+    from codedance_core.data.suite import make_row
+
+    spec = SuiteSpec(n=4, families=["direct"], difficulty="easy", seed=0)
+    good = [make_row(spec, i) for i in range(3)]
+    corrupt = {**good[0], "images": [{"bytes": b"\x89PNG\r\n\x1a\nbroken", "path": None}]}
+    wrong = {"question": "How many?", "answer": "3"}  # an eval row, not an RL row
+    return [good[0], corrupt, good[1], wrong, good[2]]
+
+
+def test_bad_prompt_rows_are_quarantined_before_training_with_their_reasons(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from codedance_core.train.grpo_rollout import load_prompt_rows
+
+    rows, stats = load_prompt_rows(rl_rows_with_two_bad_ones(), tmp_path)
+    assert len(rows) == 3 and stats["rows"] == 5 and stats["quarantined_rows"] == 2
+    assert stats["quarantine_reasons"] == {"image_undecodable": 1, "missing_field": 1}
+    quarantined = pq.read_table(stats["quarantine_file"]).to_pylist()
+    assert [row["reason"] for row in quarantined] == ["image_undecodable", "missing_field"]
+    assert quarantined[1]["question"] == "How many?"  # the row as it was
+
+
+def test_prompts_from_a_file_with_no_rl_row_are_an_error(tmp_path) -> None:
+    import polars as pl
+
+    from codedance_core.data.quarantine import NoValidRowsError
+    from codedance_core.train.grpo_rollout import load_prompt_rows
+
+    path = tmp_path / "eval.parquet"
+    pl.DataFrame({"question": ["How many?"], "answer": ["3"]}).write_parquet(path)
+    with pytest.raises(NoValidRowsError, match=r"columns found: question, answer; columns expected: data_source, "
+                                               r"prompt \(or messages\), images"):
+        load_prompt_rows(str(path), tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from codedance_core.data.schemas import SFTRow
@@ -15,6 +16,7 @@ from codedance_core.train.sft_data import (
     build_examples,
     encode_row,
     load_examples,
+    load_training_examples,
 )
 
 
@@ -92,7 +94,8 @@ def test_bad_rows_are_skipped_with_a_reason(tiny_bundle, sft_rows):
         Encoder.from_bundle(tiny_bundle), [missing_image, no_assistant, sft_rows[0]], max_length=4096
     )
     assert len(examples) == 1
-    assert stats.skipped == {"image_count_mismatch": 1, "invalid_row": 1}
+    assert stats.skipped == {"image_count_mismatch": 1, "bad_messages": 1}  # the validator's reason codes
+    assert stats.as_dict()["quarantined_rows"] == 2
 
 
 def test_examples_load_from_parquet(tiny_bundle, sft_rows, tmp_path):
@@ -106,3 +109,48 @@ def test_examples_load_from_parquet(tiny_bundle, sft_rows, tmp_path):
     examples, stats = load_examples(Encoder.from_bundle(tiny_bundle), str(path), max_length=4096)
     assert stats.examples == len(sft_rows) and stats.label_tokens == sum(e.label_tokens for e in examples)
 
+
+
+def broken_rows(sft_rows) -> list[dict]:
+    """Two good rows, one with a corrupt image, one that is not a trajectory (no assistant turn)."""
+    corrupt = copy.deepcopy(sft_rows[3])
+    corrupt["images"][1]["bytes"] = b"\x89PNG\r\n\x1a\n" + b"not really a png"
+    truncated = copy.deepcopy(sft_rows[4])
+    truncated["images"][0]["bytes"] = truncated["images"][0]["bytes"][:-40]  # header fine, pixels cut
+    wrong = {"messages": [{"role": "user", "content": "<image>hi"}], "images": sft_rows[0]["images"][:1]}
+    return [sft_rows[0], corrupt, truncated, wrong, sft_rows[1]]
+
+
+def test_bad_rows_of_a_training_file_are_quarantined_beside_the_run(tiny_bundle, sft_rows, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from codedance_core.data.quarantine import QUARANTINE_FILE
+    from codedance_core.data.schemas import SFT_ARROW_SCHEMA
+
+    path = tmp_path / "sft.parquet"
+    pq.write_table(pa.Table.from_pylist(broken_rows(sft_rows), schema=SFT_ARROW_SCHEMA), path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    examples, stats = load_training_examples(Encoder.from_bundle(tiny_bundle), str(path), 4096, run_dir)
+    assert len(examples) == 2 and stats.rows == 5
+    assert stats.as_dict()["quarantined_rows"] == 3
+    assert stats.quarantine_file == str(run_dir / QUARANTINE_FILE)
+    quarantined = pq.read_table(stats.quarantine_file).to_pylist()
+    assert [row["reason"] for row in quarantined] == ["image_undecodable", "image_undecodable", "bad_messages"]
+    assert all(row["reason_detail"] for row in quarantined)
+    assert quarantined[2]["messages"] == [{"role": "user", "content": "<image>hi"}]  # the row as it was
+
+
+def test_a_file_without_one_usable_row_is_an_error_naming_its_columns(tiny_bundle, tmp_path):
+    import polars as pl
+
+    from codedance_core.data.quarantine import NoValidRowsError
+
+    path = tmp_path / "rl_rows_given_to_sft.parquet"
+    pl.DataFrame({"prompt": ["<image>How many?"], "answer": ["3"]}).write_parquet(path)
+    with pytest.raises(NoValidRowsError) as error:
+        load_training_examples(Encoder.from_bundle(tiny_bundle), str(path), 4096, tmp_path)
+    message = str(error.value)
+    assert str(path) in message and "columns found: prompt, answer" in message
+    assert "columns expected: messages, images" in message and "missing_field x1" in message
