@@ -33,7 +33,6 @@ import contextlib
 import itertools
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Iterator
@@ -46,6 +45,7 @@ from PIL import Image
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.sandbox.result import ExecResult
 from codedance_core.sandbox.worker import TemplateWorker, WorkerDied, write_pixels
+from codedance_core.scratch import make_scratch_dir, sweep_stale
 
 T = TypeVar("T")
 
@@ -54,6 +54,7 @@ T = TypeVar("T")
 # shares the CPU, and at this bound a snippet of up to timeout_s / 8 CPU-seconds (1.9 s at the
 # default 15 s) still finishes in time when every slot computes at once.
 EXECUTIONS_PER_CPU = 8
+IMAGE_DIR_PREFIX = "codedance-images-"  # the pool's image folder in /dev/shm (memory)
 
 
 def usable_cpus() -> int:
@@ -204,7 +205,8 @@ class SandboxPool:
     async def start(self) -> Self:
         """Start every worker (in parallel: each imports numpy, OpenCV, matplotlib once)."""
         shared_memory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self.image_dir = Path(tempfile.mkdtemp(prefix="codedance-images-", dir=shared_memory))  # mode 0700
+        sweep_stale(IMAGE_DIR_PREFIX, shared_memory)  # those of pools killed before their `close`
+        self.image_dir = make_scratch_dir(IMAGE_DIR_PREFIX, shared_memory)  # mode 0700, named for this process
         self.workers = [TemplateWorker(self.config, i, self.image_dir) for i in range(self.config.workers)]
         try:
             await asyncio.gather(*(worker.start() for worker in self.workers))

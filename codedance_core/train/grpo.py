@@ -57,11 +57,18 @@ from codedance_core.train.grpo_rollout import (
     RolloutRunner,
     canonical_group_order,
     engine_released,
+    load_prompt_rows,
     step_rollout_config,
     sync_vllm_weights,
 )
 from codedance_core.train.grpo_step import Policy, score_batch, update_policy
-from codedance_core.train.run_start import FINAL_MODEL_DIR, MetricsCallback, RunStart, append_metrics
+from codedance_core.train.run_start import (
+    FINAL_MODEL_DIR,
+    MetricsCallback,
+    RunStart,
+    append_metrics,
+    run_settings,
+)
 from codedance_core.train.sharded import Optimization, weight_dtype
 from codedance_core.train.weight_sync import load_buckets, weight_buckets
 
@@ -77,6 +84,7 @@ class GRPOResult:
     steps: int
     resumed_from: str | None
     history: list[dict[str, float]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # rows used, quarantined (by reason), quarantine file
 
 
 def load_rows(data: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,6 +156,7 @@ def train_grpo(
     metrics_callback: MetricsCallback | None = None,
     dist: DistContext | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> GRPOResult:
     """Train the policy in `model_dir` with GRPO + BAT on RL rows; resumable from `run_dir`'s checkpoints.
 
@@ -155,6 +164,8 @@ def train_grpo(
     `profile.rollout_for("rl")`: `config.rollout` is applied either way); `rewards`, `sandbox`,
     `engine` are the profile's sections (defaults if omitted); `engine.kind` must be hf (CPU/GPU,
     shares the trainer's model, or a synced copy under ZeRO-3) or vllm (GPU, synced each step).
+    A resume keeps the settings the run started with -- this config, the effective rollout and the
+    rewards: others raise `SettingsMismatchError` unless `force` (see `run_start.RESUMABLE_CHANGES`).
     """
     rollout = config.rollout_settings(rollout)
     if rollout.temperature <= 0:
@@ -163,16 +174,22 @@ def train_grpo(
     if config.prompts_per_step % dist.world_size:
         raise ValueError(f"prompts_per_step={config.prompts_per_step} does not split over {dist.world_size} workers")
     torch.manual_seed(config.seed)
-    start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
-    # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
-    bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
-    model, checkpoints, resume_dir, run_dir = bundle.model, start.checkpoints, start.resume_dir, start.run_dir
-    rows = load_rows(data)
-    run = _setup(config, dist, bundle, model, model_dir, rows, rollout, rewards, sandbox, engine, judge)
+    settings = run_settings(config, rollout=rollout, rewards=rewards or RewardConfig())
+    start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints, settings, force, dist)
+    try:
+        # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
+        bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
+        model, checkpoints, resume_dir, run_dir = bundle.model, start.checkpoints, start.resume_dir, start.run_dir
+        rows, data_stats = load_prompt_rows(data, run_dir, write=dist.is_main)
+        run = _setup(config, dist, bundle, model, model_dir, rows, rollout, rewards, sandbox, engine, judge)
+    except BaseException:
+        start.close()  # the local copy of a remote checkpoint
+        raise
     run.checkpoints, run.run_dir = checkpoints, run_dir
     try:
         if resume_dir is not None:
             run.position = run.policy.optimization.load_state(resume_dir)
+        start.close()
         if run.rollout_model is not None:
             _refresh_rollout_model(run)
         if run.vllm_engine is not None:
@@ -182,10 +199,11 @@ def train_grpo(
             _save_checkpoint(run)
     finally:
         run.runner.close()
+        start.close()
     final_dir = run_dir / FINAL_MODEL_DIR
     run.policy.optimization.save_model(bundle, final_dir, merge_lora=config.lora.merge_on_save)
     dist.barrier()
-    return GRPOResult(final_dir, run.position.step, start.resume_name, history)
+    return GRPOResult(final_dir, run.position.step, start.resume_name, history, data_stats)
 
 
 def _setup(

@@ -41,9 +41,10 @@ from codedance_core.train.run_start import (
     MetricsCallback,
     RunStart,
     append_metrics,
+    run_settings,
 )
 from codedance_core.train.sft_batches import collate_examples, plan_epoch, shard_batches
-from codedance_core.train.sft_data import IGNORE_INDEX, Encoder, SFTExample, build_examples, load_examples
+from codedance_core.train.sft_data import IGNORE_INDEX, Encoder, SFTExample, load_training_examples
 from codedance_core.train.sharded import Optimization
 from codedance_core.train.token_logprobs import token_scores
 
@@ -115,29 +116,30 @@ def train_sft(
     metrics_callback: MetricsCallback | None = None,
     dist: DistContext | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> SFTResult:
     """Fine-tune the model in `model_dir` on SFT rows (a parquet URI or row dicts); resumable.
 
     `run_dir` (local) receives metrics.jsonl and the final model; checkpoints go to
     `checkpoint_uri` (a local folder or s3://..., default run_dir/checkpoints). Starting again with
-    the same run directory resumes from its last complete checkpoint.
+    the same run directory resumes from its last complete checkpoint, with the settings it started
+    with: others raise `SettingsMismatchError` unless `force` (see `run_start.RESUMABLE_CHANGES`).
     """
     dist = dist or DistContext.current(use_gpu=config.gpus_per_worker > 0 or None)
     torch.manual_seed(config.seed)
-    start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints)
-    # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
-    bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
-    encoder = Encoder.from_bundle(bundle)
-    if isinstance(data, str):
-        examples, stats = load_examples(encoder, data, config.max_length)
-    else:
-        examples, stats = build_examples(encoder, data, config.max_length)
-    if not examples:
-        raise ValueError(f"no usable SFT example in the data: {stats.as_dict()}")
-    model, checkpoints, resume_dir = bundle.model, start.checkpoints, start.resume_dir
-    run = _setup_optimization(config, dist, bundle, model, checkpoints, start.run_dir, examples)
-    if resume_dir is not None:
-        run.position = run.optimization.load_state(resume_dir)
+    start = RunStart.open(run_dir, checkpoint_uri, config.keep_checkpoints, run_settings(config), force, dist)
+    try:
+        # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
+        bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
+        examples, stats = load_training_examples(
+            Encoder.from_bundle(bundle), data, config.max_length, start.run_dir, write=dist.is_main
+        )
+        model, checkpoints, resume_dir = bundle.model, start.checkpoints, start.resume_dir
+        run = _setup_optimization(config, dist, bundle, model, checkpoints, start.run_dir, examples)
+        if resume_dir is not None:
+            run.position = run.optimization.load_state(resume_dir)
+    finally:
+        start.close()
     history = _train_loop(run, examples, metrics_callback, progress)
     final_loss = history[-1]["loss"] if history else float("nan")
     if start.needs_checkpoint_at(run.position.step):

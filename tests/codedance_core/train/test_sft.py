@@ -113,6 +113,8 @@ def test_a_killed_run_resumes_to_the_same_parameters(tiny_model_dir, sft_rows, t
     assert resumed.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["steps"] == 9 and summary["resumed_from"] in ("step-00000004", "step-00000006")
+    logged = [json.loads(line)["step"] for line in (killed_run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, 10))  # the steps redone after the checkpoint are logged once
     _, ref_err = reference.communicate(timeout=120)
     assert reference.returncode == 0, ref_err
 
@@ -129,3 +131,13 @@ def test_sft_learns_the_trajectories(tiny_model_dir, sft_rows, tmp_path):
     result = train_sft(config, sft_rows, tiny_model_dir, tmp_path, progress=False)
     first, last = result.history[0]["loss"], result.history[-1]["loss"]
     assert last < 0.5 * first, (first, last)
+
+
+def test_bad_rows_are_quarantined_and_counted_in_the_result(tiny_model_dir, sft_rows, tmp_path):
+    from tests.codedance_core.train.test_sft_data import broken_rows
+
+    config = SFTConfig(max_steps=1, batch_size=2, checkpoint_every=5)
+    result = train_sft(config, broken_rows(sft_rows), tiny_model_dir, tmp_path, progress=False)
+    assert result.data["quarantined_rows"] == 3 and result.data["examples"] == 2
+    quarantined = pq.read_table(result.data["quarantine_file"]).to_pylist()
+    assert {row["reason"] for row in quarantined} == {"image_undecodable", "bad_messages"}
