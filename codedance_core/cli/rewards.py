@@ -2,7 +2,8 @@
 
 For people checking why a trajectory got the reward it got: `score` prints every part (the
 rule that decided accuracy, the format penalty, r_tool) exactly as training computes it.
-Answers no rule can decide are sent to the judge only with `--judge`.
+Answers no rule can decide are sent to the judge only with `--judge`; an answer left ungraded
+(`judge_error`) makes the command exit 1, so a script never takes it for a score.
 """
 
 from __future__ import annotations
@@ -42,28 +43,51 @@ def score(
     judge: Annotated[
         bool, typer.Option(help="Ask the LLM judge (LLM_AS_A_JUDGE_BASE) when no rule decides.")
     ] = False,
+    judge_timeout: Annotated[
+        float | None, typer.Option(help="Seconds one judge request may take (judge.request_timeout_s).")
+    ] = None,
+    judge_retries: Annotated[
+        int | None, typer.Option(help="Judge retries after the first attempt (judge.max_retries).")
+    ] = None,
+    judge_budget: Annotated[
+        float | None,
+        typer.Option(help="Seconds to spend waiting on a failing judge in all (judge.budget_s)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score one response: accuracy (with its rule), format penalty, base score, r_tool."""
-    from codedance_core.config.rewards import RewardConfig
-    from codedance_core.rewards.judge import JudgeConfigError, LLMJudge
-    from codedance_core.rewards.score import TrajectoryInput, score_trajectories
+    from pydantic import ValidationError
 
-    config = RewardConfig()
+    from codedance_core.config.rewards import RewardConfig, judge_limits
+    from codedance_core.rewards.judge import JudgeConfigError, LLMJudge
+    from codedance_core.rewards.score import STATUS_JUDGE_ERROR, TrajectoryInput, score_trajectories
+
     item = TrajectoryInput(response, gold, data_source, list(tool_status or []), question, option or None)
     try:
+        config = RewardConfig()
+        config.judge = judge_limits(
+            config.judge, timeout_s=judge_timeout, max_retries=judge_retries, budget_s=judge_budget
+        )
         scorer = LLMJudge(config.judge) if judge else None
-    except JudgeConfigError as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
+    except (JudgeConfigError, ValidationError) as error:
+        typer.echo(f"error: {_one_line(error)}", err=True)
         raise typer.Exit(2) from None
     [result] = asyncio.run(score_trajectories([item], config, scorer))
     if as_json:
         print(json.dumps(asdict(result)))
-        return
-    table = Table(show_header=False)
-    for name, value in asdict(result).items():
-        table.add_row(name, str(value))
-    console.print(table)
+    else:
+        table = Table(show_header=False)
+        for name, value in asdict(result).items():
+            table.add_row(name, str(value))
+        console.print(table)
+    if result.status == STATUS_JUDGE_ERROR:
+        typer.echo(f"error: 1 of 1 answers not judged (judge_error): {_one_line(result.detail)}", err=True)
+        raise typer.Exit(1)
+
+
+def _one_line(error: object) -> str:
+    """A message on one line: pydantic's and some servers' span several."""
+    return " ".join(str(error).split())
 
 
 @app.command("difficulty")

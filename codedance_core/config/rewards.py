@@ -60,8 +60,32 @@ class JudgeConfig(StrictModel):
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Timeout of one HTTP request in seconds."
     )
+    budget_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a run may spend waiting on a failing judge (timeouts, connection errors, "
+        "5xx, 429 and the backoff between them, summed over concurrent requests) before it stops "
+        "asking: later answers are judge_error at once. A good reply resets it; no single request "
+        "waits longer than what is left of it.",
+    )
+    probe_after_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Once the budget is spent, seconds before one request probes the judge again (a "
+        "long training run recovers from an outage); 0: never again in this run.",
+    )
     concurrency: int = Field(default=32, ge=1, description="Most judge requests in flight at once.")
     max_tokens: int = Field(default=256, ge=8, description="Completion token budget of one verdict.")
+
+
+def judge_limits(
+    base: JudgeConfig, *, timeout_s: float | None, max_retries: int | None, budget_s: float | None
+) -> JudgeConfig:
+    """`base` with the limits a command line sets (None: keep base's), validated like the config."""
+    given = {"request_timeout_s": timeout_s, "max_retries": max_retries, "budget_s": budget_s}
+    return JudgeConfig.model_validate(
+        base.model_dump() | {name: value for name, value in given.items() if value is not None}
+    )
 
 
 class RewardConfig(StrictModel):

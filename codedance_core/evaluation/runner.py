@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +41,9 @@ from codedance_core.evaluation.results import (
     write_images,
 )
 from codedance_core.evaluation.stats import run_stats
-from codedance_core.rewards.judge import JudgeConfigError, LLMJudge
-from codedance_core.rewards.score import score_trajectories
+from codedance_core.rewards.judge import LLMJudge, judge_if_configured
+from codedance_core.rewards.score import STATUS_JUDGE_ERROR, score_trajectories
 from codedance_core.sandbox import SandboxPool
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,15 +67,25 @@ def reward_config_for(benchmark: Benchmark, config: RewardConfig, data_sources: 
 
 
 def make_judge(config: EvalConfig) -> LLMJudge | None:
-    """The LLM judge when enabled and an endpoint is configured; without one, answers no rule
-    decides are recorded as judge_error (never a silent 0)."""
+    """The LLM judge when enabled and an endpoint is configured; without one (one warning), answers
+    no rule decides are recorded as judge_error (never a silent 0). One judge serves the whole run,
+    so its model lookup and its budget for a failing judge are the run's."""
     if not config.use_judge:
         return None
-    try:
-        return LLMJudge(config.rewards.judge)
-    except JudgeConfigError as error:
-        _log.warning("no LLM judge: %s; free-form answers will be recorded as judge_error", error)
-        return None
+    return judge_if_configured(config.rewards.judge)
+
+
+def not_judged_items(rows: Sequence[dict[str, Any]]) -> int:
+    """Items with a sample the judge did not grade: their accuracy counts as 0 but is unknown."""
+    return len({str(row["item_id"]) for row in rows if row.get("status") == STATUS_JUDGE_ERROR})
+
+
+def accuracy_headline(stats: dict[str, Any]) -> str:
+    """'accuracy 12.5% (40 items; 8 not judged: judge_error)': the one line to read first."""
+    counts = f"{stats['items']} items"
+    if stats.get("not_judged"):
+        counts += f"; {stats['not_judged']} not judged: judge_error"
+    return f"accuracy {100 * stats['accuracy']:.1f}% ({counts})"
 
 
 class EvalRunner:
@@ -199,6 +206,7 @@ class EvalRunner:
     def _write_reports(self, rows: list[dict[str, Any]], dataset: str) -> dict[str, Any]:
         stats = run_stats(rows, self.config.bootstrap_resamples)
         stats = {"model": self.model_name, "dataset": dataset, "benchmark": self.benchmark.name, **stats}
+        stats["not_judged"] = not_judged_items(rows)
         self.paths["stats"].write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
         if self.config.write_viewer:
             from codedance_core.evaluation.plots import plot_accuracy

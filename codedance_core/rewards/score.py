@@ -90,7 +90,7 @@ def _accuracy_with_verdict(
     if not rule_result.needs_judge:
         return rule_result.score, rule_result.rule, STATUS_SCORED, rule_result.detail
     if verdict is None:
-        return 0.0, "judge", STATUS_JUDGE_ERROR, "needs the judge and none was given"
+        return 0.0, "judge", STATUS_JUDGE_ERROR, "no rule decides and no LLM judge is configured"
     if not verdict.ok or verdict.score is None:
         return 0.0, "judge", STATUS_JUDGE_ERROR, verdict.reason
     return (
