@@ -15,6 +15,7 @@ import argparse
 from mlflow import MlflowClient
 from prefect import flow
 
+from codedance_core.errors import entry_point
 from codedance_core.stages.registry import promote
 from codedance_core.stages.results import Promotion
 from codedance_core.tracking import CHALLENGER, version_for_alias
@@ -58,8 +59,13 @@ def main() -> None:
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--version", default=None, help="model version (default: the challenger)")
-    args = parser.parse_args()
-    evaluate_checkpoint(ProfileParameters(profile=args.profile, overrides=args.overrides), args.version)
+    entry_point(parser, _run)
+
+
+def _run(args: argparse.Namespace) -> Promotion:
+    params = ProfileParameters(profile=args.profile, overrides=args.overrides)
+    params.load()  # a bad profile is reported before Prefect starts
+    return evaluate_checkpoint(params, args.version)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, Field
 
+from codedance_core.errors import entry_point
 from codedance_core.experiments.mini import ARMS, Arm, MiniConfig, arm_result, finish, flat_metrics
 from codedance_core.experiments.results import rl_training_curve
 from codedance_core.stages import StageContext
@@ -127,9 +128,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default="docs/mini-codedance")
-    args = parser.parse_args()
-    mini_experiment(MiniParameters(profile=args.profile, overrides=args.overrides, seeds=args.seeds,
-                                   smoke=args.smoke, out_dir=args.out))
+    entry_point(parser, _run)
+
+
+def _run(args: argparse.Namespace) -> dict:
+    params = MiniParameters(profile=args.profile, overrides=args.overrides, seeds=args.seeds, smoke=args.smoke,
+                            out_dir=args.out)
+    params.config().base_profile()  # a bad profile or override is reported before Prefect starts
+    return mini_experiment(params)
 
 
 if __name__ == "__main__":

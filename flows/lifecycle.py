@@ -17,6 +17,7 @@ import argparse
 
 from prefect import flow
 
+from codedance_core.errors import entry_point
 from codedance_core.stages.plan import print_plan
 from flows.common import LifecycleParameters, Steps, announce_registered, flow_run
 from tasks import stages
@@ -66,9 +67,14 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted override, repeatable")
     parser.add_argument("--rl-rounds", type=int, default=1, help="RL rounds, each starting from the last")
     parser.add_argument("--dry-run", action="store_true", help="print what each stage would launch, run nothing")
-    args = parser.parse_args()
-    lifecycle(LifecycleParameters(profile=args.profile, overrides=args.overrides, rl_rounds=args.rl_rounds,
-                                  dry_run=args.dry_run))
+    entry_point(parser, _run)
+
+
+def _run(args: argparse.Namespace) -> dict:
+    params = LifecycleParameters(profile=args.profile, overrides=args.overrides, rl_rounds=args.rl_rounds,
+                                 dry_run=args.dry_run)
+    params.load()  # a bad profile is reported before Prefect starts
+    return lifecycle(params)
 
 
 if __name__ == "__main__":

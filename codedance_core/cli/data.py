@@ -20,14 +20,14 @@ from rich.table import Table
 app = typer.Typer(help="Make and check datasets: the procedural task suite, schema validation with quarantine.",
                   no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
 def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    from codedance_core.cli.exits import exit_message
+
+    return exit_message(message)
 
 
 @app.command("synth")

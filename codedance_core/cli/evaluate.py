@@ -73,6 +73,22 @@ def eval_command(
             help="Judge base URL(s), comma-separated (default: $LLM_AS_A_JUDGE_BASE).",
         ),
     ] = "",
+    judge_timeout: Annotated[
+        float | None,
+        typer.Option("--judge_timeout", "--judge-timeout", help="Seconds one judge request may take."),
+    ] = None,
+    judge_retries: Annotated[
+        int | None,
+        typer.Option("--judge_retries", "--judge-retries", help="Judge retries after the first attempt."),
+    ] = None,
+    judge_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--judge_budget",
+            "--judge-budget",
+            help="Seconds to spend waiting on a failing judge in all; then answers are judge_error.",
+        ),
+    ] = None,
     sandbox_workers: Annotated[
         int, typer.Option("--sandbox_workers", "--sandbox-workers", help="Sandbox template processes.")
     ] = 2,
@@ -86,9 +102,10 @@ def eval_command(
     """Roll out every item with the tool loop, score it, and write results, stats, viewer and plot."""
     from pydantic import ValidationError
 
+    from codedance_core.cli.exits import exit_with
     from codedance_core.config.agent import RolloutSettings
     from codedance_core.config.evaluation import EvalConfig
-    from codedance_core.config.rewards import JudgeConfig, RewardConfig
+    from codedance_core.config.rewards import JudgeConfig, RewardConfig, judge_limits
     from codedance_core.config.sandbox import SandboxConfig
 
     try:
@@ -108,17 +125,21 @@ def eval_command(
             write_viewer=not no_viewer,
             sandbox=SandboxConfig(workers=sandbox_workers),
             rewards=RewardConfig(
-                judge=JudgeConfig(base_urls=[u.strip() for u in judge_url.split(",") if u.strip()])
+                judge=judge_limits(
+                    JudgeConfig(base_urls=[u.strip() for u in judge_url.split(",") if u.strip()]),
+                    timeout_s=judge_timeout,
+                    max_retries=judge_retries,
+                    budget_s=judge_budget,
+                )
             ),
         )
     except ValidationError as error:
-        err_console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
+        raise exit_with(error) from None
     try:
+        check_eval_inputs(config)  # before the model load: seconds for a local checkpoint
         outputs = run_evaluation(config, show_progress=progress and not as_json)
     except ValueError as error:  # a wrong benchmark name or file layout: say what is expected
-        err_console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
+        raise exit_with(error) from None
     if as_json:
         print(json.dumps({**outputs.stats, "outputs": {k: str(v) for k, v in outputs.paths.items()}}))
         return
@@ -128,8 +149,31 @@ def eval_command(
 app.command("eval")(eval_command)
 
 
+def check_eval_inputs(config) -> None:
+    """What can be checked without a model: the benchmark's name, its data file, the checkpoint's files."""
+    from codedance_core.cli.exits import check_reachable
+    from codedance_core.errors import UserError
+    from codedance_core.evaluation.registry import data_file, get_benchmark
+    from codedance_core.models.check import check_model_dir
+    from codedance_core.storage import is_remote
+
+    benchmark = get_benchmark(config.benchmark)
+    if not is_remote(config.data_path):
+        path = Path(config.data_path)
+        if not path.exists():
+            raise UserError(f"benchmark data {path} does not exist", f"check --data_path ({benchmark.expects})")
+        data_file(benchmark, path)
+    if config.model_dir:
+        check_model_dir(config.model_dir)
+    for url in config.api_urls:
+        check_reachable(url, "model server")
+
+
 def _print(outputs) -> None:
+    from codedance_core.evaluation.runner import accuracy_headline
+
     stats = outputs.stats
+    console.print(accuracy_headline(stats))
     low, high = stats["accuracy_ci95"]
     table = Table(title=f"{stats['model']} on {stats['dataset']}")
     table.add_column("what")

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Experiments that test the paper's claims (Mini-CodeDance).", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -60,14 +59,14 @@ def mini(
     """Train and evaluate the five arms for each seed, then write the markdown report and plots."""
     from pydantic import ValidationError
 
+    from codedance_core.cli.exits import exit_message, exit_with
     from codedance_core.config.loader import ConfigError
     from codedance_core.experiments.mini import ARMS
 
     try:
         from flows.experiment import MiniParameters, mini_experiment
     except ImportError as error:
-        err_console.print(f"[red]the experiment runs as a Prefect flow: install the orchestrator ({error})[/red]")
-        raise typer.Exit(2) from None
+        raise exit_message(f"the experiment runs as a Prefect flow: install the orchestrator ({error})") from None
     try:
         params = MiniParameters(
             profile=profile, overrides=overrides or [], seeds=seeds, arms=arms or list(ARMS), smoke=smoke,
@@ -76,8 +75,7 @@ def mini(
         config = params.config()
         config.base_profile()  # a bad override fails here, before any work
     except (ConfigError, ValidationError) as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise exit_with(exc) from None
     outcome = mini_experiment(params, command=command_line(config, seeds))
     report = Path(outcome["report"])
     summary = json.loads((report.parent / "summary.json").read_text())

@@ -52,11 +52,12 @@ def filter_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
     """Drop the items a weak model always solves; bucket the rest (medium / hard) by pass rate."""
+    from codedance_core.cli.exits import check_reachable
     from codedance_core.config.agent import RolloutOverrides
     from codedance_core.config.filtering import FilterConfig
     from codedance_core.config.sandbox import SandboxConfig
-    from codedance_core.data.io import open_parquet
-    from codedance_core.filtering import endpoint_weak_model, filter_dataset, local_weak_model
+    from codedance_core.data.columns import require_columns
+    from codedance_core.models.check import check_model_dir
 
     if (weak_model is None) == (weak_url is None):
         raise typer.BadParameter("give exactly one of --weak-model DIR or --weak-url URL")
@@ -64,9 +65,15 @@ def filter_command(
     config = FilterConfig(
         k=k, rollout=rollout, trivial_threshold=trivial_threshold, hard_max_pass_rate=hard_max, shard_rows=shard_rows,
     )
+    # The rows and the weak model's files are checked before the model load (seconds).
+    total_rows = require_columns(input_uri, "rl")
+    if weak_model is not None:
+        check_model_dir(weak_model)
+    if weak_url is not None:
+        check_reachable(weak_url, "weak model's server")
+    from codedance_core.filtering import endpoint_weak_model, filter_dataset, local_weak_model
+
     weak = local_weak_model(weak_model, device=device) if weak_model else endpoint_weak_model(weak_url, weak_name)
-    with open_parquet(input_uri) as source:
-        total_rows = source.num_rows
     with Progress(
         TextColumn("filtering"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeElapsedColumn(),
         console=console, disable=as_json,

@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 
 console = Console(width=200)
-err_console = Console(stderr=True)
 
 
 def lifecycle_command(
@@ -29,13 +28,13 @@ def lifecycle_command(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the plan as JSON.")] = False,
 ) -> None:
     """Run the lifecycle (data, filtering, synthesis, SFT, RL, evaluation, registration), or plan it."""
+    from codedance_core.cli.exits import exit_message, exit_with
     from codedance_core.config import ConfigError, load_profile
 
     try:
         config = load_profile(profile, overrides or [])
     except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise exit_with(exc) from None
     if dry_run:
         from codedance_core.stages.plan import plan_rows, print_plan
 
@@ -48,6 +47,5 @@ def lifecycle_command(
         from flows.common import LifecycleParameters
         from flows.lifecycle import lifecycle
     except ImportError as error:
-        err_console.print(f"[red]the lifecycle runs as a Prefect flow: install the orchestrator ({error})[/red]")
-        raise typer.Exit(2) from None
+        raise exit_message(f"the lifecycle runs as a Prefect flow: install the orchestrator ({error})") from None
     lifecycle(LifecycleParameters(profile=profile, overrides=overrides or [], rl_rounds=rl_rounds))

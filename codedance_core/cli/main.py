@@ -7,20 +7,80 @@ Every stage can be run from here without Prefect (the flows call the same librar
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from codedance_core.config import ConfigError, dump_profile, load_profile
+from codedance_core.errors import (
+    EXIT_USER_ERROR,
+    debug_enabled,
+    describe,
+    enable_debug,
+    one_line,
+    print_error,
+)
 
-app = typer.Typer(
+
+class CodeDanceApp(typer.Typer):
+    """The `codedance` app: an error the user can fix ends the command with one line and status 2.
+
+    Bad arguments too: click's usage errors are printed as that line rather than as a usage panel.
+    What `describe` does not know is a bug and keeps its traceback; --debug shows every traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            # Not standalone: click's own errors come back here instead of being printed and exited on.
+            outcome = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+        except Exception as exc:
+            if _is_click(exc, "ClickException"):
+                raise SystemExit(_show_click_error(exc)) from None
+            if _is_click(exc, "Abort"):
+                print_error("aborted")
+                raise SystemExit(1) from None
+            line = None if debug_enabled() else describe(exc)
+            if line is None:
+                raise
+            print_error(line)
+            raise SystemExit(EXIT_USER_ERROR) from None
+        # Not standalone, a command's `typer.Exit(code)` (and --help's) comes back as its code.
+        raise SystemExit(outcome if isinstance(outcome, int) and not isinstance(outcome, bool) else 0)
+
+
+def _is_click(exc: BaseException, name: str) -> bool:
+    """Whether `exc` is click's (typer vendors click, so this is matched by name rather than imported)."""
+    return any(cls.__name__ == name and cls.__module__.startswith(("typer", "click")) for cls in type(exc).__mro__)
+
+
+def _show_click_error(exc: Any) -> int:
+    """A usage error as one line naming the command's --help; the exit code click gives it."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `codedance data` alone: the help, as click shows it
+        exc.show()
+        return int(exc.exit_code)
+    ctx = getattr(exc, "ctx", None)
+    see = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+    print_error(one_line(exc.format_message()).rstrip(".") + see)
+    return int(exc.exit_code)
+
+
+app = CodeDanceApp(
     help="CodeDance: train a vision-language model to answer visual questions by writing and running Python.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Show and validate profile configs (configs/*.yaml).", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback of an error instead of one line (also CODEDANCE_DEBUG=1).")] = False,
+) -> None:
+    """CodeDance: train a vision-language model to answer visual questions by writing and running Python."""
+    if debug:
+        enable_debug()
 
 
 def _mount_subcommands() -> None:
@@ -57,7 +117,6 @@ def _mount_subcommands() -> None:
 
 _mount_subcommands()
 console = Console()
-err_console = Console(stderr=True)
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name (configs/NAME.yaml) or a YAML path.")]
 OverrideOpt = Annotated[
@@ -68,11 +127,12 @@ OverrideOpt = Annotated[
 
 def load_or_exit(profile: str, overrides: list[str] | None):
     """Load a profile or print what is wrong with it and exit 2 (no traceback)."""
+    from codedance_core.cli.exits import exit_with
+
     try:
         return load_profile(profile, overrides or [])
     except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise exit_with(exc) from None
 
 
 @config_app.command("show")

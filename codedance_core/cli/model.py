@@ -19,7 +19,6 @@ from rich.table import Table
 
 app = typer.Typer(help="Build the tiny local model; inspect model directories.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
@@ -44,8 +43,9 @@ def tiny(
     try:
         config = TinyModelConfig(vocab_size=vocab_size, max_pixels=max_pixels, seed=seed)
     except ValidationError as exc:
-        err_console.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
-        raise typer.Exit(2) from None
+        from codedance_core.cli.exits import exit_message
+
+        raise exit_message(exc.errors()[0]["msg"]) from None
     started = time.perf_counter()
     build_tiny_model(out, suite_corpus(rows, seed=seed, workers=workers), config)
     bundle = load_model_bundle(out, device="cpu")
@@ -72,15 +72,19 @@ def info(
     as_json: JsonOpt = False,
 ) -> None:
     """Describe a model directory: architecture sizes, parameters, vocabulary, image bounds."""
-    from codedance_core.models import load_model_bundle
+    from codedance_core.cli.exits import exit_with
+    from codedance_core.models.check import check_model_dir
+
+    try:
+        check_model_dir(model_dir)  # before torch is imported: a bad directory is told at once
+        from codedance_core.models import load_model_bundle
+
+        bundle = load_model_bundle(model_dir, device="cpu")
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise exit_with(exc) from None
     from codedance_core.models.images import pixel_bounds
     from codedance_core.models.tiny import parameter_count
 
-    try:
-        bundle = load_model_bundle(model_dir, device="cpu")
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
     text, vision = bundle.model.config.text_config, bundle.model.config.vision_config
     min_pixels, max_pixels = pixel_bounds(bundle.image_processor)
     details = {

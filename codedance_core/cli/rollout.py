@@ -30,6 +30,18 @@ def rollout(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Roll out trajectories (code runs in the sandbox) and print what they did."""
+    from codedance_core.data.columns import require_columns
+    from codedance_core.errors import UserError
+    from codedance_core.models.check import check_model_dir
+
+    # Everything that can be wrong with the arguments is found before the model load (seconds).
+    for flag, value in (("--n", n), ("--limit", limit), ("--max-turns", max_turns), ("--max-new-tokens", max_new_tokens),
+                        ("--workers", workers)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, not {value}")
+    check_model_dir(model)
+    require_columns(data, "rl")
+
     import polars as pl
 
     from codedance_core.agent.items import item_from_rl_row

@@ -20,7 +20,6 @@ from codedance_core.config.sandbox import SandboxConfig
 
 app = typer.Typer(help="Run model-style Python against an image in the sandbox; benchmark it.", no_args_is_help=True)
 console = Console()
-err_console = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a human summary.")]
 IsolationOpt = Annotated[
@@ -44,8 +43,9 @@ def run(
         with SandboxPool.sync(config) as pool:
             result = pool.run_once(Image.open(image).convert("RGB"), code.read_text())
     except IsolationUnavailable as error:
-        err_console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+        from codedance_core.cli.exits import exit_with
+
+        raise exit_with(error) from None
     saved = []
     for index, png in enumerate(result.images):
         path = code.with_name(f"{code.stem}.image-{index}.png")

@@ -15,7 +15,6 @@ from rich.console import Console
 
 app = typer.Typer(help="Serve a model over an OpenAI-compatible HTTP API.")
 console = Console()
-err_console = Console(stderr=True)
 
 
 @app.command()
@@ -36,14 +35,19 @@ def serve(
     max_batch_size: Annotated[int, typer.Option(help="Sequences generated together.")] = 32,
 ) -> None:
     """Serve /v1/models and /v1/chat/completions for MODEL until interrupted."""
-    from codedance_core.serve import build_server_app, serve_forever
+    from codedance_core.cli.exits import exit_message, exit_with
+    from codedance_core.models.check import check_model_dir
 
+    if max_batch_size < 1:
+        raise exit_message(f"--max-batch-size must be at least 1, not {max_batch_size}")
     try:
+        check_model_dir(model)  # before the model load and the server's imports: seconds
+        from codedance_core.serve import build_server_app, serve_forever
+
         app_ = build_server_app(
             model, name, api_key, device=device, dtype=dtype, max_batch_size=max_batch_size
         )
     except (FileNotFoundError, ValueError, OSError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise exit_with(exc) from None
     console.print(f"serving [bold]{name or model.name}[/bold] at http://{host}:{port}/v1")
     serve_forever(app_, host=host, port=port)

@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 app = typer.Typer(help="Verified trajectory synthesis: RL items become SFT trajectories whose code really ran.")
 console = Console()
-err_console = Console(stderr=True)
 
 
 @app.command("synthesize")
@@ -38,6 +37,7 @@ def synthesize(
     """Write verified SFT trajectories for the items of an RL parquet; print kept/rejected per family."""
     from pydantic import ValidationError
 
+    from codedance_core.cli.exits import check_reachable, exit_message, exit_with
     from codedance_core.config.model import EngineConfig
     from codedance_core.config.sandbox import SandboxConfig
     from codedance_core.config.synthesis import SynthesisConfig, TeacherConfig
@@ -54,13 +54,13 @@ def synthesize(
                                  sandbox=SandboxConfig(workers=workers), teacher=teacher)
         with open_parquet(input_uri) as source:
             total = source.num_rows
+        if teacher_url:
+            check_reachable(teacher_url, "teacher")
     except ValidationError as error:
         first = error.errors()[0]
-        err_console.print(f"[red]error:[/red] {'.'.join(map(str, first['loc']))}: {first['msg']}")
-        raise typer.Exit(2) from None
+        raise exit_message(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
     except NotParquetError as error:
-        err_console.print(f"[red]error:[/red] {error}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        raise exit_with(error) from None
     if as_json:
         report = synthesize_file(input_uri, out, config, rejects_uri=rejects)
         print(json.dumps({"out": report.out.uri, "rows": report.out.rows,

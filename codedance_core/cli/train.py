@@ -50,12 +50,15 @@ StoreOpt = Annotated[str | None, typer.Option("--store", help="Artifact store fo
 TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="Log the run to this MLflow server (default: not logged).")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Validate the config, print the launch and memory plans only.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Resume checkpoints written with other settings, continuing with these (else it refuses).")]
 
 
 @app.command("sft")
 def sft(
     data: DataOpt = None, model: ModelOpt = None, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
     store: StoreOpt = None, tracking_uri: TrackingOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Fine-tune on multi-turn trajectories, loss on assistant tokens only; resumes from the store's checkpoints."""
     from codedance_core.stages.training import sft_plan, train_sft
@@ -66,8 +69,8 @@ def sft(
         memory = sft_memory(profile.sft, _shape(profile, model))
         _print_plan(sft_plan(profile.sft), {"sft": profile.sft.model_dump(mode="json")}, memory, as_json)
         return
-    trained = _refused_early(lambda: train_sft(profile.sft, *_inputs(data, model),
-                                               _context(profile, store, tracking_uri, as_json)))
+    trained = _refused_early(lambda: train_sft(profile.sft, *_inputs(data, model, "sft"),
+                                               _context(profile, store, tracking_uri, as_json), force=force))
     _finish("SFT", trained, out, store or profile.store.root, as_json)
 
 
@@ -75,6 +78,7 @@ def sft(
 def rl(
     data: DataOpt = None, model: ModelOpt = None, out: OutOpt = None, config: ConfigOpt = "tiny", overrides: OverrideOpt = None,
     store: StoreOpt = None, tracking_uri: TrackingOpt = None, dry_run: DryRunOpt = False, as_json: JsonOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """GRPO with the BAT reward on multi-turn tool rollouts; resumes from the store's checkpoints."""
     from codedance_core.stages.training import rl_plan, train_rl
@@ -88,19 +92,19 @@ def rl(
         memory = grpo_memory(profile.grpo, profile.engine, _shape(profile, model), sections[1].max_context_tokens)
         _print_plan(rl_plan(profile.grpo, profile.engine), shown, memory, as_json)
         return
-    trained = _refused_early(lambda: train_rl(*sections, 1, *_inputs(data, model),
-                                              _context(profile, store, tracking_uri, as_json)))
+    trained = _refused_early(lambda: train_rl(*sections, 1, *_inputs(data, model, "rl"),
+                                              _context(profile, store, tracking_uri, as_json), force=force))
     _finish("GRPO", trained, out, store or profile.store.root, as_json)
 
 
 def _load(config: str, overrides: list[str] | None) -> Any:
+    from codedance_core.cli.exits import exit_with
     from codedance_core.config.loader import ConfigError, load_profile
 
     try:
         return load_profile(config, overrides or [])
     except ConfigError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise exit_with(exc) from None
 
 
 def _shape(profile: Any, model: str | None) -> Any:
@@ -121,18 +125,24 @@ def _refused_early(run: Any) -> Any:
         raise typer.Exit(1) from None
 
 
-def _inputs(data: str | None, model: str | None) -> tuple[Any, Any]:
-    """The two inputs as artifact references (their digests key the stage call)."""
-    from codedance_core.storage import artifact_ref
+def _inputs(data: str | None, model: str | None, schema: str) -> tuple[Any, Any]:
+    """The two inputs as artifact references (their digests key the stage call), once both look usable:
+    the rows have the schema's columns and a local model directory is complete, found here, before
+    Ray starts and the model loads."""
+    from codedance_core.cli.exits import exit_message, exit_with
+    from codedance_core.data.columns import require_columns
+    from codedance_core.models.check import check_model_dir
+    from codedance_core.storage import artifact_ref, is_remote
 
     if data is None or model is None:
-        err_console.print("[red]--data and --model are needed to train (only --dry-run goes without)[/red]")
-        raise typer.Exit(2)
+        raise exit_message("--data and --model are needed to train (only --dry-run goes without)")
     try:
+        require_columns(data, schema)  # type: ignore[arg-type]
+        if not is_remote(model):
+            check_model_dir(model)
         return artifact_ref(data), artifact_ref(model)
-    except FileNotFoundError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise exit_with(exc) from None
 
 
 def _context(profile: Any, store: str | None, tracking_uri: str | None, quiet: bool) -> Any:
@@ -195,10 +205,15 @@ def _finish(what: str, trained: Any, out: Path | None, store_root: str, as_json:
             (out / "metrics.jsonl").write_bytes(store.read_bytes(trained.metrics.uri))
         model_dir = out / "model"
     summary = {"steps": trained.steps, "model": trained.model.uri, "model_dir": str(model_dir),
-               "metrics": trained.metrics.uri if trained.metrics else None, "resumed_from": trained.resumed_from}
+               "metrics": trained.metrics.uri if trained.metrics else None, "resumed_from": trained.resumed_from,
+               "quarantined_rows": trained.quarantined_rows,
+               "quarantine": trained.quarantine.uri if trained.quarantine else None}
     if as_json:
         print(json.dumps(summary))
         return
     console.print(f"[green]{what} done[/green]: {trained.steps} steps; model {trained.model.uri} ({trained.model.short_digest})"
                   + (f", copied to {model_dir}" if out is not None else "")
                   + (f" (resumed from {trained.resumed_from})" if trained.resumed_from else ""))
+    if trained.quarantined_rows:
+        console.print(f"[yellow]{trained.quarantined_rows} bad rows quarantined[/yellow] (each with its reason): "
+                      f"{trained.quarantine.uri if trained.quarantine else 'not stored'}", highlight=False)

@@ -57,6 +57,14 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"override {assignment!r}: value is not valid YAML ({exc})") from exc
 
 
+def yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:
+    """`FILE, line L, column C: not valid YAML (problem)`: the file and the place to fix, on one line."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{path}{where}: not valid YAML ({problem}); fix the syntax there"
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for item in error.errors():
@@ -79,9 +87,11 @@ def load_profile(name_or_path: str | Path = "tiny", overrides: list[str] | None 
     """The validated profile from configs/<name>.yaml (or a path) with overrides applied."""
     path = resolve_profile_path(name_or_path)
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(yaml_error_line(path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as a YAML file ({exc})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     for assignment in overrides or []:

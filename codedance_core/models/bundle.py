@@ -20,6 +20,7 @@ from PIL import Image
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from codedance_core.models.check import check_model_dir
 from codedance_core.models.images import load_image_processor
 from codedance_core.models.inputs import (
     EncodedPrompt,
@@ -125,9 +126,7 @@ def load_model_bundle(
     `chat_template`: None uses the CodeDance template; "checkpoint" keeps the directory's own.
     The model is put in eval mode; callers that train switch it back.
     """
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{path} is not a model directory (no config.json)")
+    path = check_model_dir(path)  # a missing or truncated file is named here, not deep in from_pretrained
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     tokenizer = AutoTokenizer.from_pretrained(str(path), padding_side="left")

@@ -66,3 +66,12 @@ def test_not_a_mapping_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_profile(path)
+
+
+def test_broken_yaml_names_the_file_and_the_place(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seed: 3\nstore: {root: /tmp/s\n")
+    with pytest.raises(ConfigError) as caught:
+        load_profile(broken)
+    message = str(caught.value)
+    assert message.startswith(f"{broken}, line 3, column 1: not valid YAML") and "\n" not in message
