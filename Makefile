@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := orchestrator,train,dev
+# The whole resolved stack, pinned (`make lock` refreshes it); the GPU worker image has its own.
+LOCK := locks/cpu.txt
 
 export PYTHONDONTWRITEBYTECODE :=
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -15,7 +17,7 @@ export DS_ACCELERATOR ?= cpu
 # Prefect's temporary server can take long to start on a loaded 2-core machine.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: setup system-packages demo test test-all lint bench ui deploy worker mini clean
+.PHONY: setup system-packages lock demo test test-all lint bench ui deploy worker mini clean
 
 setup: system-packages $(STAMP)
 
@@ -24,14 +26,21 @@ setup: system-packages $(STAMP)
 system-packages:
 	@bash scripts/system_packages.sh
 
-# One resolver call for everything, so pins hold together (see constraints.txt).
+# One resolver call for everything, every package at its locked version.
 # The stamp depends on the files that define the install: a second run with nothing changed takes seconds.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	DS_BUILD_OPS=0 $(BIN)/pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	DS_BUILD_OPS=0 $(BIN)/pip install --quiet -c $(LOCK) -e ".[$(EXTRAS)]"
 	$(BIN)/python -m compileall -q $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
+
+# Re-resolve the stack from pyproject.toml, constraints.txt and the worker image's Ray/vLLM versions
+# into locks/ (package metadata only, about a minute), then reinstall from the new lock and run the tests.
+lock:
+	test -x $(BIN)/python || $(MAKE) setup
+	$(BIN)/python scripts/lock.py
+	$(MAKE) test
 
 # The whole lifecycle on the tiny profile: Prefect's local mode, a local Ray, MLflow on SQLite
 # under .codedance/, the local store. A second run with nothing changed is all cache hits.

@@ -30,7 +30,8 @@ ENV PATH=/opt/venv/bin:${PATH} \
 USER codedance
 WORKDIR /home/codedance/codedance
 
-COPY --chown=codedance:codedance pyproject.toml constraints.txt README.md ./
+COPY --chown=codedance:codedance pyproject.toml README.md ./
+COPY --chown=codedance:codedance locks/cpu.txt ./locks/
 COPY --chown=codedance:codedance codedance_core ./codedance_core
 COPY --chown=codedance:codedance flows ./flows
 COPY --chown=codedance:codedance tasks ./tasks
@@ -39,7 +40,7 @@ COPY --chown=codedance:codedance configs ./configs
 # psycopg2 (MLflow's Postgres backend store) and boto3 (MLflow's S3 artifact store) are what the
 # servers in the compose file need beyond the `orchestrator` extra; one resolver call for all.
 RUN pip install --no-cache-dir --upgrade pip \
-    && pip install --no-cache-dir -c constraints.txt \
+    && pip install --no-cache-dir -c locks/cpu.txt \
         ".[orchestrator]" "ray[default]==${RAY_VERSION}" psycopg2-binary boto3 \
     && (python -m compileall -q /opt/venv/lib > /dev/null || true)
 

@@ -8,7 +8,7 @@
 # as the orchestrator's Ray client (RAY_VERSION here, in orchestrator.Dockerfile and the
 # `rayVersion` of infra/kuberay/raycluster.yaml; tests/infra checks they agree).
 #
-# Build from the repository root (the build context must hold pyproject.toml and constraints.txt):
+# Build from the repository root (the build context must hold pyproject.toml and locks/gpu-worker.txt):
 #   docker build -f infra/docker/worker.Dockerfile -t ghcr.io/codedance/codedance-worker:0.1.0 .
 # The tag is the project version in pyproject.toml.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-devel-ubuntu22.04
@@ -52,11 +52,13 @@ USER ray
 WORKDIR /home/ray/codedance
 
 # Dependencies first (a code change does not reinstall them). The CUDA build of torch comes from
-# the PyTorch index; constraints.txt pins its version (2.13.0 matches 2.13.0+cu128), so the
-# project install below keeps it instead of pulling another build.
-COPY --chown=ray:ray pyproject.toml constraints.txt README.md ./
+# the PyTorch index; the lock pins its version (2.13.0 matches 2.13.0+cu128), so the project
+# install below keeps it instead of pulling another build. locks/gpu-worker.txt pins the whole
+# resolved stack (`make lock`), so a rebuild installs what was tested.
+COPY --chown=ray:ray pyproject.toml README.md ./
+COPY --chown=ray:ray locks/gpu-worker.txt ./locks/
 RUN pip install --no-cache-dir --upgrade pip \
-    && pip install --no-cache-dir -c constraints.txt --index-url ${TORCH_INDEX_URL} torch
+    && pip install --no-cache-dir -c locks/gpu-worker.txt --index-url ${TORCH_INDEX_URL} torch
 
 COPY --chown=ray:ray codedance_core ./codedance_core
 COPY --chown=ray:ray flows ./flows
@@ -66,7 +68,7 @@ COPY --chown=ray:ray configs ./configs
 # One resolver call for the project, Ray and vLLM, so the pins hold together. The `worker` extra
 # is what worker code needs besides the models: MLflow's client (no server) and the S3 store.
 # tests/infra/test_worker_image.py checks this line installs everything worker code imports.
-RUN pip install --no-cache-dir -c constraints.txt --extra-index-url ${TORCH_INDEX_URL} \
+RUN pip install --no-cache-dir -c locks/gpu-worker.txt --extra-index-url ${TORCH_INDEX_URL} \
         "ray[default]==${RAY_VERSION}" "vllm==${VLLM_VERSION}" ".[train,gpu,worker]" \
     && (python -m compileall -q /opt/venv/lib > /dev/null || true)
 

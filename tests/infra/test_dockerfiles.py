@@ -1,5 +1,5 @@
 """The two images, read as `docker build` would: a pinned base first, a non-root user, every
-pip install under constraints.txt, and only files that exist copied in."""
+pip install under the image's lock file (`make lock`), and only files that exist copied in."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from tests.infra.infra_files import (
 )
 
 ROOT_USERS = {"root", "0", "0:0", "root:root"}
+LOCKS = {"worker": "locks/gpu-worker.txt", "orchestrator": "locks/cpu.txt"}
 
 
-def dockerfile_problems(instructions: list[Instruction]) -> list[str]:
+def dockerfile_problems(instructions: list[Instruction], lock: str) -> list[str]:
     """What would make an image unreproducible or unsafe; empty when the Dockerfile is fine."""
     problems: list[str] = []
     defaults = build_args(instructions)
@@ -40,8 +41,8 @@ def dockerfile_problems(instructions: list[Instruction]) -> list[str]:
     if not users or users[-1] in ROOT_USERS:
         problems.append("the image runs as root (no USER, or the last USER is root)")
     copied = " ".join(i.arguments for i in instructions if i.keyword == "COPY")
-    if "constraints.txt" not in copied:
-        problems.append("constraints.txt is not copied into the image")
+    if lock not in copied:
+        problems.append(f"{lock} is not copied into the image")
     for instruction in instructions:
         if instruction.keyword != "RUN":
             continue
@@ -49,9 +50,9 @@ def dockerfile_problems(instructions: list[Instruction]) -> list[str]:
             if (
                 "pip install" in segment
                 and "--upgrade pip" not in segment
-                and "-c constraints.txt" not in segment
+                and f"-c {lock}" not in segment
             ):
-                problems.append(f"line {instruction.line}: pip install without -c constraints.txt")
+                problems.append(f"line {instruction.line}: pip install without -c {lock}")
         if re.search(r"pip install[^()]*\|\|\s*true", instruction.arguments):
             problems.append(f"line {instruction.line}: a failing pip install would be ignored (|| true)")
     return problems
@@ -79,15 +80,15 @@ def test_the_parser_joins_continued_lines_and_drops_comments() -> None:
 
 def test_the_checks_catch_an_unpinned_root_image_without_constraints() -> None:
     bad = parse_dockerfile("RUN echo hi\nFROM python:latest\nRUN pip install .[train] || true\n")
-    problems = " | ".join(dockerfile_problems(bad))
-    for expected in ("not FROM", "not pinned", "runs as root", "constraints.txt is not copied", "without -c"):
+    problems = " | ".join(dockerfile_problems(bad, "locks/cpu.txt"))
+    for expected in ("not FROM", "not pinned", "runs as root", "locks/cpu.txt is not copied", "without -c"):
         assert expected in problems
     assert "would be ignored" in problems
 
 
 @pytest.mark.parametrize("role", ["worker", "orchestrator"])
 def test_each_image_is_pinned_non_root_and_constrained(role: str, dockerfiles: dict) -> None:
-    assert dockerfile_problems(dockerfiles[role]) == []
+    assert dockerfile_problems(dockerfiles[role], LOCKS[role]) == []
 
 
 @pytest.mark.parametrize("role", ["worker", "orchestrator"])

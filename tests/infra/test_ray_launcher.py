@@ -40,7 +40,7 @@ def test_the_nodes_get_the_worker_image_requirements_and_start_ray() -> None:
     assert config["provider"]["type"] == "local"
     assert config["provider"]["head_ip"] == "HEAD_NODE_IP"  # a placeholder the README tells you to fill
     setup = " ".join(config["setup_commands"])
-    assert setup.count("-c constraints.txt") == setup.count("pip install") - 1  # all but pip's own upgrade
+    assert setup.count("-c locks/gpu-worker.txt") == setup.count("pip install") - 1  # all but pip's own upgrade
     assert '".[train,gpu,worker]"' in setup and "download.pytorch.org/whl/cu" in setup
     head = " ".join(config["head_start_ray_commands"])
     assert "ray start --head --port=6379" in head and "--dashboard-host=0.0.0.0" in head
