@@ -175,7 +175,9 @@ def test_artifacts_are_in_s3(
 ) -> None:
     keys = bucket.keys()
     store = [k for k in keys if k.startswith("store/")]
-    assert "store/data/suite/0/train.parquet" in store
+    # An artifact is its manifest and the version it names (the plain key holds nothing on S3).
+    assert "store/data/suite/0/train.parquet.manifest.json" in store
+    assert any(k.startswith("store/data/suite/0/train.parquet.versions/") for k in store)
     for folder in ("store/models/sft-", "store/models/rl-1-", "store/eval/sft-", "store/prefect-results/"):
         assert any(k.startswith(folder) for k in store), folder
     # MLflow's artifacts too: the parent run's profile and the evaluation viewer.
