@@ -14,7 +14,7 @@ from codedance_core.data.validate import ValidationReport
 from codedance_core.stages.context import StageContext, log_outputs
 from codedance_core.stages.keys import stage
 from codedance_core.stages.launch import LaunchPlan
-from codedance_core.storage import ArtifactRef, ArtifactStore
+from codedance_core.storage import ArtifactRef, ArtifactStore, ref_uri
 
 SUITE_PLAN = LaunchPlan.for_task("suite", "codedance_core.stages.data:suite_worker")
 VALIDATE_PLAN = LaunchPlan.for_task("validate", "codedance_core.stages.data:validate_worker")
@@ -81,4 +81,4 @@ def text_only_worker(call: DataCall) -> ArtifactRef:
     from codedance_core.experiments.text_only import write_text_only
 
     assert call.rows is not None
-    return write_text_only(call.rows.uri, ArtifactStore(call.store_root).uri(call.out))
+    return write_text_only(ref_uri(call.rows), ArtifactStore(call.store_root).uri(call.out))

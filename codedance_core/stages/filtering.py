@@ -20,7 +20,7 @@ from codedance_core.stages.context import StageContext, log_outputs
 from codedance_core.stages.keys import stage
 from codedance_core.stages.launch import LaunchPlan
 from codedance_core.stages.results import FilterOutcome
-from codedance_core.storage import ArtifactRef, ArtifactStore
+from codedance_core.storage import ArtifactRef, ArtifactStore, ref_uri
 
 WEAK_MODEL_PLAN = LaunchPlan.for_task("weak-model", "codedance_core.stages.filtering:weak_model_worker")
 
@@ -86,7 +86,7 @@ def weak_model_worker(call: WeakModelCall) -> ArtifactRef:
     from codedance_core.filtering.weak_model import train_weak_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        train_weak_model(read_rows(call.rows.uri).to_dicts(), tmp, steps=call.steps, seed=call.seed)
+        train_weak_model(read_rows(ref_uri(call.rows)).to_dicts(), tmp, steps=call.steps, seed=call.seed)
         return ArtifactStore(call.store_root).write_directory(call.out, tmp)
 
 

@@ -27,7 +27,7 @@ from codedance_core.stages.context import RunAddress, StageContext, log_outputs
 from codedance_core.stages.keys import stage
 from codedance_core.stages.launch import LaunchPlan
 from codedance_core.stages.results import TrainedModel
-from codedance_core.storage import ArtifactRef, ArtifactStore
+from codedance_core.storage import ArtifactRef, ArtifactStore, ref_uri
 from codedance_core.train.memory_plan import MemoryPlan, grpo_memory, sft_memory
 from codedance_core.train.model_shape import ModelShape, model_shape
 
@@ -160,7 +160,7 @@ def sft_worker(call: TrainingCall) -> TrainedModel | None:
     store, run_dir = ArtifactStore(call.store_root), local_run_dir(call.store_root, call.out)
     with training_lock(store, call.out, dist.is_main):
         result = run_sft(
-            call.config, call.data.uri, store.local_directory(call.model), run_dir,
+            call.config, ref_uri(call.data), store.local_directory(call.model), run_dir,
             checkpoint_uri=store.uri(f"{call.out}-checkpoints"), metrics_callback=metrics_logger(call.run),
             dist=dist, progress=False, force=call.force,
         )
@@ -186,7 +186,7 @@ def rl_worker(call: TrainingCall) -> TrainedModel | None:
     store, run_dir = ArtifactStore(call.store_root), local_run_dir(call.store_root, call.out)
     with training_lock(store, call.out, dist.is_main):
         result = train_grpo(
-            call.config, call.data.uri, store.local_directory(call.model), run_dir,
+            call.config, ref_uri(call.data), store.local_directory(call.model), run_dir,
             rollout=sections.rollout, rewards=sections.rewards, sandbox=sections.sandbox, engine=sections.engine,
             judge=judge_if_configured(sections.rewards.judge), checkpoint_uri=store.uri(f"{call.out}-checkpoints"),
             metrics_callback=metrics_logger(call.run), dist=dist, progress=False, force=call.force,

@@ -414,6 +414,18 @@ def resolve_uri(uri: str | Path) -> str:
     return _version_at(text, found[1])
 
 
+def ref_uri(ref: ArtifactRef) -> str:
+    """The URI of exactly the content `ref` describes: its version while the store keeps it (a later
+    write under the same name does not change what a reference reads), else the name's current one."""
+    text = normalize_uri(ref.uri)
+    if scheme_of(text) in _RESOLVED_SCHEMES:
+        stored = version_path(text, ref.digest)
+        fs, path = filesystem(stored)
+        if fs.exists(path):
+            return stored
+    return resolve_uri(text)
+
+
 def artifact_ref(uri: str | Path) -> ArtifactRef:
     """A reference to an existing file or folder (local, or s3:// with a manifest), for inputs that
     were not written by the pipeline: its manifest when a store wrote it, else its digest computed

@@ -12,6 +12,7 @@ from codedance_core.storage import (
     ArtifactStore,
     filesystem,
     local_files,
+    ref_uri,
     resolve_uri,
     sha256_bytes,
 )
@@ -203,6 +204,17 @@ def test_an_artifact_name_resolves_to_its_current_version(store: ArtifactStore) 
     fs, path = filesystem(resolve_uri(store.uri("x.txt")))
     assert fs.cat_file(path) == b"2"
     assert resolve_uri(store.uri("not-stored.txt")) == store.uri("not-stored.txt")
+
+
+def test_a_reference_reads_its_own_version_after_the_name_is_overwritten(store: ArtifactStore) -> None:
+    old = store.write_bytes("rows.parquet", b"old rows")
+    new = store.write_bytes("rows.parquet", b"new rows")
+    for ref, content in ((old, b"old rows"), (new, b"new rows")):
+        fs, path = filesystem(ref_uri(ref))
+        assert fs.cat_file(path) == content
+    # A file the store never wrote is read where it is.
+    outside = ArtifactRef(uri=store.uri("elsewhere.txt"), digest=sha256_bytes(b""), size=0)
+    assert ref_uri(outside) == store.uri("elsewhere.txt")
 
 
 def test_artifacts_written_before_versions_still_read(store: ArtifactStore) -> None:
