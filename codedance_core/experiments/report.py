@@ -5,25 +5,38 @@ seeds together are one larger sample of the task distribution, and accuracy over
 Wilson 95% interval on (correct, items). The per-seed accuracies are listed beside it, so a
 reader sees both the pooled estimate and how much seeds disagree.
 
-A claim is judged with a deliberately simple, conservative rule, stated in the report: a
-difference "holds" when its direction is right and the two 95% intervals do not overlap;
-"inconclusive" when the direction is right but the intervals overlap; otherwise "does not hold".
+Claims are judged by paired comparisons (paired.py): within a seed every arm answers the same
+held-out items, so two arms are compared item by item, matched by (seed, item id). A comparison
+holds when the paired bootstrap 95% interval of the difference excludes 0 on the expected side,
+does not hold when it excludes 0 on the other side, and is inconclusive when it includes 0. The
+report also states, per comparison, the smallest difference the design could detect and how many
+paired items a difference of 0.08 would need.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from codedance_core.evaluation.stats import wilson_interval
 from codedance_core.experiments.families import GROUPS, family_of, group_members
+from codedance_core.experiments.paired import (
+    TARGET_DIFFERENCE,
+    Expect,
+    match_items,
+    paired_comparison,
+    verdict,
+)
 from codedance_core.experiments.report_plots import (
     markdown_tables,
     mean_by_step,
     plot_accuracy,
+    plot_paired_differences,
     plot_rl_training,
     plot_tool_calls,
 )
@@ -90,69 +103,87 @@ def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]
     return table
 
 
-def compare(better: Mapping[str, Any], worse: Mapping[str, Any]) -> str:
-    """'holds', 'inconclusive' or 'does not hold' for the claim better.accuracy > worse.accuracy."""
-    if better["accuracy"] is None or worse["accuracy"] is None or better["accuracy"] <= worse["accuracy"]:
-        return "does not hold"
-    return "holds" if better["accuracy_ci95"][0] > worse["accuracy_ci95"][1] else "inconclusive"
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison inside a claim: arm `a` against arm `b` on `measure` over `group`'s
+    items, with the direction the claim expects of a - b (paired.verdict)."""
+
+    label: str
+    a: str
+    b: str
+    group: str
+    measure: Literal["accuracy", "called"]  # called: 1 when the item got at least one tool call
+    expect: Expect
 
 
-def judge_claims(table: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
-    """The paper's three claims, each with a verdict and the numbers behind it (arms absent: skipped)."""
+# The paper's three claims, each as the comparisons that must go its way.
+CLAIMS: tuple[tuple[str, tuple[Comparison, ...]], ...] = (
+    ("tool SFT beats text-only SFT by a wide margin on the visual families",
+     (Comparison("visual accuracy", "tool_sft", "text_sft", "visual", "accuracy", "higher"),)),
+    ("RL (GRPO + BAT) improves on tool SFT",
+     (Comparison("accuracy on all items", "rl_bat", "tool_sft", "all", "accuracy", "higher"),)),
+    ("BAT lowers tool calls on direct items vs RL without BAT, without losing visual accuracy",
+     (Comparison("share of direct items with a tool call", "rl_bat", "rl_no_bat", "direct", "called", "lower"),
+      Comparison("visual accuracy (no significant loss)", "rl_bat", "rl_no_bat", "visual", "accuracy", "not lower"))),
+)
+
+
+def outcomes(results: Sequence[Mapping[str, Any]], arm: str, group: str, measure: str) -> dict[tuple[str, str], float]:
+    """One arm's per-item `measure` on `group`, keyed by (seed, item id): item ids restart in every
+    seed's held-out split, so only the pair names an item. Refuses duplicate keys (an arm run twice
+    for a seed, or an item listed twice), which would otherwise silently shadow one another."""
+    found: dict[tuple[str, str], float] = {}
+    for run in (r for r in results if r["arm"] == arm):
+        for record in group_members(run["items"], group):
+            key = (str(run["seed"]), str(record["item_id"]))
+            if key in found:
+                raise ValueError(f"arm {arm} has item {key[1]} of seed {key[0]} twice")
+            found[key] = float(int(record["tool_calls"]) > 0) if measure == "called" else float(record["acc"])
+    return found
+
+
+def compare(results: Sequence[Mapping[str, Any]], comparison: Comparison) -> dict[str, Any]:
+    """The paired comparison of `comparison.a` against `comparison.b` on the items both answered
+    (matched by seed and item id; arms that answered different items are refused)."""
+    a = outcomes(results, comparison.a, comparison.group, comparison.measure)
+    b = outcomes(results, comparison.b, comparison.group, comparison.measure)
+    keys, a_values, b_values = match_items(a, b, f"{comparison.a} and {comparison.b} ({comparison.group} items)")
+    row: dict[str, Any] = {**asdict(comparison), "a_mean": None, "b_mean": None}
+    if not keys:
+        return {**row, "items": 0, "verdict": "inconclusive"}
+    paired = paired_comparison(a_values, b_values, [seed for seed, _ in keys])
+    return {**row, **paired.to_dict(), "a_mean": float(a_values.mean()), "b_mean": float(b_values.mean()),
+            "verdict": verdict(paired.ci95, comparison.expect)}
+
+
+def judge_claims(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's claims, each with a verdict, its paired comparisons and a line of numbers; a claim
+    whose arms were not run is skipped. A claim holds when every comparison holds, does not hold
+    when any does not, and is inconclusive otherwise."""
+    titles = {r["arm"]: r.get("title", r["arm"]) for r in results}
     claims = []
-
-    def group(arm: str, name: str) -> dict[str, Any]:
-        return table[arm]["groups"].get(name) or summarise([])
-
-    if {"tool_sft", "text_sft"} <= table.keys():
-        tool, text = group("tool_sft", "visual"), group("text_sft", "visual")
-        claims.append({
-            "claim": "tool SFT beats text-only SFT by a wide margin on the visual families",
-            "verdict": compare(tool, text),
-            "numbers": f"visual accuracy: tool SFT {_acc(tool)} vs text-only SFT {_acc(text)}",
-        })
-    if {"rl_bat", "tool_sft"} <= table.keys():
-        rl, sft = group("rl_bat", "all"), group("tool_sft", "all")
-        claims.append({
-            "claim": "RL (GRPO + BAT) improves on tool SFT",
-            "verdict": compare(rl, sft),
-            "numbers": f"accuracy on all items: RL (BAT) {_acc(rl)} vs tool SFT {_acc(sft)}",
-        })
-    if {"rl_bat", "rl_no_bat"} <= table.keys():
-        claims.append(_bat_claim(group("rl_bat", "direct"), group("rl_no_bat", "direct"),
-                                 group("rl_bat", "visual"), group("rl_no_bat", "visual")))
+    for claim, comparisons in CLAIMS:
+        if not all({c.a, c.b} <= titles.keys() for c in comparisons):
+            continue
+        rows = [compare(results, c) for c in comparisons]
+        verdicts = {row["verdict"] for row in rows}
+        overall = "does not hold" if "does not hold" in verdicts else "holds" if verdicts == {"holds"} else "inconclusive"
+        numbers = "; ".join(_comparison_numbers(row, titles) for row in rows)
+        claims.append({"claim": claim, "verdict": overall, "numbers": numbers, "comparisons": rows})
     return claims
 
 
-def _bat_claim(bat_direct: dict, plain_direct: dict, bat_visual: dict, plain_visual: dict) -> dict[str, str]:
-    """Fewer direct items with a tool call, and visual accuracy not significantly lower: 'holds' when
-    the share of direct items with a call is significantly lower with BAT (as `compare` judges
-    accuracy), 'inconclusive' when it is lower but the intervals overlap."""
-    calls_bat, calls_plain = bat_direct["tool_calls_per_item"], plain_direct["tool_calls_per_item"]
-    fewer_calls = calls_bat is not None and calls_plain is not None and calls_bat < calls_plain
-    significant = fewer_calls and bat_direct["items_with_calls_ci95"][1] < plain_direct["items_with_calls_ci95"][0]
-    visual_lost = compare(plain_visual, bat_visual) == "holds"
-    verdict = "does not hold" if not fewer_calls or visual_lost else "holds" if significant else "inconclusive"
-    return {
-        "claim": "BAT lowers tool calls on direct items vs RL without BAT, without losing visual accuracy",
-        "verdict": verdict,
-        "numbers": f"tool calls per direct item: BAT {_num(calls_bat)} vs no BAT {_num(calls_plain)} "
-        f"(direct items with a call: {bat_direct['items_with_calls']}/{bat_direct['items']} vs "
-        f"{plain_direct['items_with_calls']}/{plain_direct['items']}); "
-        f"visual accuracy: BAT {_acc(bat_visual)} vs no BAT {_acc(plain_visual)}"
-        + (" (significantly lower with BAT)" if visual_lost else ""),
-    }
+def _comparison_numbers(row: Mapping[str, Any], titles: Mapping[str, str]) -> str:
+    head = f"{row['label']}: {titles[row['a']]} vs {titles[row['b']]}"
+    if not row["items"]:
+        return f"{head}: no items"
+    low, high = row["ci95"]
+    return (f"{head} {row['a_mean']:.3f} vs {row['b_mean']:.3f}, difference {row['difference']:+.3f} "
+            f"[{low:+.3f}, {high:+.3f}] over {row['items']} paired items, McNemar p={row['p_value']:.2g}")
 
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _acc(values: Mapping[str, Any]) -> str:
-    if values.get("accuracy") is None:
-        return "n/a (no items)"
-    low, high = values["accuracy_ci95"]
-    return f"{values['accuracy']:.3f} [{low:.3f}, {high:.3f}] (n={values['items']})"
 
 
 def write_report(results: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], out_dir: str | Path) -> Path:
@@ -163,8 +194,9 @@ def write_report(results: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], 
     meta = {**meta, "result_seconds": sum(r.get("seconds") or 0.0 for r in results),
             "result_commits": sorted({r["commit"] for r in results if r.get("commit")})}
     table = aggregate(results)
-    claims = judge_claims(table)
+    claims = judge_claims(results)
     plot_accuracy(table, out / "accuracy_by_family.png")
+    plot_paired_differences(claims, out / "paired_differences.png")
     plot_tool_calls(table, out / "tool_calls.png")
     curves = rl_curves(meta)
     if curves:
@@ -175,7 +207,7 @@ def write_report(results: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], 
     return path
 
 
-def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Mapping[str, str]], meta: Mapping[str, Any]) -> str:
+def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     versions = ", ".join(f"{name} {version}" for name, version in meta.get("versions", {}).items())
     lines = [
         "# Mini-CodeDance: the paper's claims in miniature",
@@ -191,19 +223,52 @@ def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Map
         "",
         "Aggregation: items of all seeds are pooled (each seed has its own held-out split); accuracy is the",
         "mean over pooled items with a Wilson 95% interval; per-seed accuracies are listed to show the spread.",
-        "A claim *holds* when the difference has the right direction and the two 95% intervals do not overlap;",
-        "*inconclusive* when the direction is right but they overlap; otherwise it *does not hold*.",
         "",
         *_copy_probe_lines(meta.get("copy_probe")),
-        "## Claims",
-        "",
+        *_claim_lines(claims, len({seed for arm in table.values() for seed in arm["seeds"]})),
+        *markdown_tables(table), "", "## Plots", "",
+        "![accuracy per family](accuracy_by_family.png)", "", "![tool calls per item](tool_calls.png)", "",
+        *_rl_training_lines(rl_curves(meta), table),
     ]
-    for claim in claims:
-        lines += [f"- **{claim['claim']}**: {claim['verdict']}. {claim['numbers']}."]
-    lines += ["", *markdown_tables(table), "", "## Plots", "",
-              "![accuracy per family](accuracy_by_family.png)", "", "![tool calls per item](tool_calls.png)", "",
-              *_rl_training_lines(rl_curves(meta), table)]
     return "\n".join(lines)
+
+
+def _claim_lines(claims: Sequence[Mapping[str, Any]], seeds: int) -> list[str]:
+    """The verdicts, how they are reached, and each comparison's numbers with its power."""
+    lines = [
+        "## Claims", "",
+        "Every claim compares arms on the same held-out items, matched by (seed, item id). A - B is the mean",
+        "per-item difference; its 95% interval is a paired bootstrap (10,000 resamples of items within each seed),",
+        "and McNemar's exact test on the discordant pairs gives its p-value. A comparison *holds* when the interval",
+        "excludes 0 on the side the claim expects, *does not hold* when it excludes 0 on the other side, and is",
+        "*inconclusive* when it includes 0; a no-loss comparison fails only when its interval lies below 0. A claim",
+        "holds when all its comparisons hold. *Detectable* is the smallest difference these pairs detect with 80%",
+        "power at alpha 0.05 (two-sided), given the observed share of discordant pairs; the last column is how many",
+        f"paired items a difference of {TARGET_DIFFERENCE} needs at that share (in all, and per seed). Both use the normal",
+        "approximation for McNemar's test (Connor 1987), optimistic when few pairs disagree; n/a: no difference",
+        "that large is possible, as a difference never exceeds the share of pairs that disagree.", "",
+    ]
+    lines += [f"{index}. **{claim['claim']}**: {claim['verdict']}." for index, claim in enumerate(claims, 1)]
+    header = ("| claim | A vs B | pairs | A | B | A - B [95% CI] | discordant (A/B better) | McNemar p | detectable "
+              f"| pairs for {TARGET_DIFFERENCE} | verdict |")
+    lines += ["", header, "|---" * 11 + "|"]
+    for index, claim in enumerate(claims, 1):
+        for row in claim["comparisons"]:
+            lines.append(f"| {index} | {row['label']}: {row['a']} vs {row['b']} | " + _comparison_cells(row, seeds) + " |")
+    return [*lines, "", "![paired differences](paired_differences.png)", ""]
+
+
+def _comparison_cells(row: Mapping[str, Any], seeds: int) -> str:
+    if not row["items"]:
+        return " | ".join(["0", "–", "–", "–", "–", "–", "–", "–", row["verdict"]])
+    low, high = row["ci95"]
+    needed = row["items_needed"]
+    per_seed = f"{needed} ({math.ceil(needed / max(1, seeds))} per seed)" if needed else "n/a"
+    return " | ".join([
+        str(row["items"]), f"{row['a_mean']:.3f}", f"{row['b_mean']:.3f}",
+        f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]", f"{row['a_better']}/{row['b_better']}",
+        f"{row['p_value']:.2g}", _num(row["detectable"], 3), per_seed, f"**{row['verdict']}**",
+    ])
 
 
 def _made_at(meta: Mapping[str, Any]) -> str:

@@ -107,6 +107,29 @@ def plot_rl_training(
     return path
 
 
+def plot_paired_differences(claims: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """A forest plot: each claim's paired differences (A - B) with their 95% intervals, a line at 0,
+    coloured by verdict, so how far each interval sits from 0 is seen at a glance."""
+    plt = _pyplot()
+    rows = [(index, row) for index, claim in enumerate(claims, 1) for row in claim["comparisons"] if row["items"]]
+    colours = {"holds": "tab:green", "does not hold": "tab:red", "inconclusive": "tab:gray"}
+    figure, axes = plt.subplots(figsize=(8, 1.5 + 0.5 * max(1, len(rows))))
+    for y, (index, row) in enumerate(reversed(rows)):
+        low, high = row["ci95"]
+        colour = colours.get(row["verdict"], "black")
+        axes.plot([low, high], [y, y], color=colour, linewidth=2)
+        axes.plot([row["difference"]], [y], "o", color=colour)
+    axes.axvline(0, color="black", linewidth=0.8, linestyle="--")
+    axes.set_yticks(range(len(rows)), [f"{i}. {row['label']}: {row['a']} - {row['b']}" for i, row in reversed(rows)],
+                    fontsize=7)
+    axes.set_xlabel("paired difference A - B (95% bootstrap CI)")
+    axes.set_title("Claims: paired differences\n(green: holds, red: does not hold, grey: inconclusive)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def _cell(values: Mapping[str, Any] | None) -> str:
     if not values or values.get("accuracy") is None:
         return "–"

@@ -1,11 +1,14 @@
-"""The report: pooled per-family numbers, honest verdicts on the claims, the markdown and the plots."""
+"""The report: pooled per-family numbers, paired verdicts on the claims, the markdown and the plots."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 from codedance_core.experiments.report import (
+    Comparison,
     aggregate,
     compare,
     family_metrics,
@@ -17,9 +20,9 @@ from codedance_core.experiments.report import (
 from codedance_core.experiments.results import rl_training_curve
 
 
-def records(family: str, correct: int, wrong: int, calls: int = 0, successes: int = 0) -> list[dict]:
-    """`correct` + `wrong` items of one family, each with the same tool use."""
-    make = lambda i, acc: {"item_id": f"{family}-{i}", "family": family, "acc": acc, "tool_calls": calls,
+def records(family: str, correct: int, wrong: int, calls: int = 0, successes: int = 0, first: int = 0) -> list[dict]:
+    """`correct` + `wrong` items of one family, each with the same tool use, numbered from `first`."""
+    make = lambda i, acc: {"item_id": f"{family}-{first + i}", "family": family, "acc": acc, "tool_calls": calls,
                            "tool_successes": successes, "turns": 1 + calls}
     return [make(i, 1.0) for i in range(correct)] + [make(correct + i, 0.0) for i in range(wrong)]
 
@@ -62,11 +65,37 @@ def test_aggregate_pools_items_over_seeds_and_keeps_each_seed() -> None:
     assert pooled["seed_accuracy"] == {"0": 1.0, "1": 0.0}
 
 
-def test_compare_says_inconclusive_when_the_intervals_overlap() -> None:
-    strong, weak = summarise(records("count", 50, 0)), summarise(records("count", 0, 50))
-    assert compare(strong, weak) == "holds"
-    assert compare(weak, strong) == "does not hold"
-    assert compare(summarise(records("count", 3, 2)), summarise(records("count", 2, 3))) == "inconclusive"
+def test_compare_pairs_arms_item_by_item_within_each_seed() -> None:
+    # Both arms right on the same 30 items and wrong on the same 30; A also right on 6 items that B
+    # gets wrong. Two independent intervals would overlap; the paired one finds the difference.
+    a = records("count", 36, 30)
+    b = records("count", 30, 36)
+    results = [result("tool_sft", 0, a), result("text_sft", 0, b)]
+    comparison = Comparison("count accuracy", "tool_sft", "text_sft", "count", "accuracy", "higher")
+    row = compare(results, comparison)
+    assert (row["items"], row["a_better"], row["b_better"]) == (66, 6, 0)
+    assert row["difference"] == pytest.approx(6 / 66) and row["ci95"][0] > 0
+    assert row["p_value"] == pytest.approx(2 / 64) and row["verdict"] == "holds"
+    assert summarise(a)["accuracy_ci95"][0] < summarise(b)["accuracy_ci95"][1]  # the old rule: inconclusive
+
+
+def test_items_are_matched_by_seed_and_item_id() -> None:
+    # The same item ids name different items in each seed's split: seed 1's items must not pair with seed 0's.
+    tool = [result("tool_sft", 0, records("count", 10, 0)), result("tool_sft", 1, records("count", 0, 10))]
+    text = [result("text_sft", 0, records("count", 0, 10)), result("text_sft", 1, records("count", 0, 10))]
+    row = compare([*tool, *text], Comparison("count", "tool_sft", "text_sft", "count", "accuracy", "higher"))
+    assert (row["items"], row["a_better"], row["b_better"]) == (20, 10, 0)
+
+
+def test_claims_refuse_arms_that_answered_different_items() -> None:
+    results = [result("tool_sft", 0, records("count", 5, 5)), result("text_sft", 0, records("count", 5, 5)),
+               result("text_sft", 1, records("count", 5, 5))]  # text_sft ran a seed that tool_sft did not
+    with pytest.raises(ValueError, match="tool_sft and text_sft .* did not answer the same items: 0 only in the first"):
+        judge_claims(results)
+    twice = [result("tool_sft", 0, records("count", 5, 5)), result("tool_sft", 0, records("count", 5, 5)),
+             result("text_sft", 0, records("count", 5, 5))]
+    with pytest.raises(ValueError, match="arm tool_sft has item count-0 of seed 0 twice"):
+        judge_claims(twice)
 
 
 def test_claims_are_judged_from_the_numbers() -> None:
@@ -74,23 +103,37 @@ def test_claims_are_judged_from_the_numbers() -> None:
     results = [
         result("text_sft", 0, records("count", 2, 38) + records("direct", 10, 0)),
         result("tool_sft", 0, visual_tool + records("direct", 10, 0)),
-        result("rl_bat", 0, visual_tool + records("direct", 10, 0)),  # no better than tool SFT
+        result("rl_bat", 0, visual_tool + records("direct", 10, 0)),  # the same answers as tool SFT
         result("rl_no_bat", 0, visual_tool + records("direct", 10, 0, calls=1, successes=1)),
     ]
-    verdicts = {claim["claim"].split()[0] + claim["claim"].split()[1]: claim["verdict"] for claim in judge_claims(aggregate(results))}
-    assert verdicts == {"toolSFT": "holds", "RL(GRPO": "does not hold", "BATlowers": "holds"}
+    verdicts = {claim["claim"].split()[0] + claim["claim"].split()[1]: claim["verdict"] for claim in judge_claims(results)}
+    assert verdicts == {"toolSFT": "holds", "RL(GRPO": "inconclusive", "BATlowers": "holds"}
 
 
 def test_a_few_fewer_calls_on_direct_items_is_inconclusive() -> None:
     visual = records("count", 20, 20, calls=1, successes=1)
+    # The same 30 direct items: both arms call the tool on the first 10; without BAT also on 2 more.
     results = [
-        result("rl_bat", 0, visual + records("direct", 10, 0, calls=1) + records("direct", 0, 18)),
-        result("rl_no_bat", 0, visual + records("direct", 10, 0, calls=1) + records("direct", 0, 18, calls=0)
-               + records("direct", 2, 0, calls=1)),
+        result("rl_bat", 0, visual + records("direct", 10, 0, calls=1) + records("direct", 0, 20, first=10)),
+        result("rl_no_bat", 0, visual + records("direct", 10, 0, calls=1) + records("direct", 0, 18, first=12)
+               + records("direct", 2, 0, calls=1, first=10)),
     ]
-    bat = next(claim for claim in judge_claims(aggregate(results)) if claim["claim"].startswith("BAT"))
+    bat = next(claim for claim in judge_claims(results) if claim["claim"].startswith("BAT"))
     assert bat["verdict"] == "inconclusive", bat
-    assert "direct items with a call: 10/28 vs 12/30" in bat["numbers"]
+    calls, visual_row = bat["comparisons"]
+    assert (calls["items"], calls["a_mean"], calls["b_mean"], calls["a_better"], calls["b_better"]) == (30, 10 / 30, 12 / 30, 0, 2)
+    assert calls["verdict"] == "inconclusive" and visual_row["verdict"] == "holds"
+    assert "share of direct items with a tool call: rl bat vs rl no bat 0.333 vs 0.400, difference -0.067" in bat["numbers"]
+
+
+def test_bat_that_loses_visual_accuracy_does_not_hold() -> None:
+    results = [
+        result("rl_bat", 0, records("count", 10, 30) + records("direct", 10, 0)),
+        result("rl_no_bat", 0, records("count", 40, 0) + records("direct", 10, 0, calls=1)),
+    ]
+    bat = judge_claims(results)[0]
+    assert [row["verdict"] for row in bat["comparisons"]] == ["holds", "does not hold"]
+    assert bat["verdict"] == "does not hold"
 
 
 def test_write_report_writes_markdown_summary_and_plots(tmp_path: Path) -> None:
@@ -104,6 +147,9 @@ def test_write_report_writes_markdown_summary_and_plots(tmp_path: Path) -> None:
     assert "tool SFT beats text-only SFT" in text and "| rl bat |" in text
     assert (tmp_path / "accuracy_by_family.png").stat().st_size > 1000
     assert (tmp_path / "tool_calls.png").stat().st_size > 1000
+    assert (tmp_path / "paired_differences.png").stat().st_size > 1000
+    assert "paired bootstrap" in text and "| 1 | visual accuracy: tool_sft vs text_sft | 8 |" in text
+    assert "two 95% intervals do not overlap" not in text
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["arms"]["tool_sft"]["groups"]["count"]["items"] == 8
     assert "## RL training" not in text and not (tmp_path / "rl_training.png").exists()  # no RL runs logged
