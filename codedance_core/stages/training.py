@@ -97,12 +97,14 @@ def train_rl(
     grpo: GRPOConfig, rollout: RolloutSettings, rewards: RewardConfig, sandbox: SandboxConfig, engine: EngineConfig,
     round_index: int, data: ArtifactRef, model: ArtifactRef, ctx: StageContext, force: bool = False,
 ) -> TrainedModel:
-    """One RL round (GRPO + BAT) starting from `model` on the RL rows. Its checkpoints' folder is
-    named by the grpo section only, so a rerun with other rollout or reward settings finds them: it
-    refuses to resume them unless `force` (train/run_start.py)."""
+    """One RL round (GRPO + BAT) starting from `model` on the RL rows. Its output and checkpoints
+    are named by everything that shapes what it learns (the grpo, rollout and reward sections), so
+    two arms differing only in their reward (BAT or not) never share checkpoints; the sandbox and
+    engine sections are how it runs, and a rerun with other such settings resumes."""
     refuse_what_cannot_fit(grpo.gpus_per_worker,
                            lambda shape: grpo_memory(grpo, engine, shape, rollout.max_context_tokens), model, ctx)
-    out = f"models/rl-{round_index}-{data.short_digest}-{model.short_digest}-{grpo.digest()[:8]}"
+    learning = hashlib.sha256(f"{grpo.digest()}:{rollout.digest()}:{rewards.digest()}".encode()).hexdigest()
+    out = f"models/rl-{round_index}-{data.short_digest}-{model.short_digest}-{learning[:8]}"
     params = {"round": round_index, "grpo": grpo.model_dump(mode="json"), "rollout": rollout.model_dump(mode="json"),
               "rewards": rewards.model_dump(mode="json")}
     name = f"rl-round-{round_index}"
