@@ -87,6 +87,7 @@ def item_from_eval_row(
         data_source=parsed.data_source,
         question=parsed.question,
         options=parsed.options or None,
+        metadata=parsed.metadata,
     )
 
 

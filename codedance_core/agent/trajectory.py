@@ -30,6 +30,7 @@ class RolloutItem:
     data_source: str = ""
     question: str = ""
     options: list[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # per-item scoring facts (MathVista's precision)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Trajectory:
             tool_statuses=self.tool_statuses,
             question=item.question,
             options=item.options,
+            metadata=item.metadata,
         )
 
     def to_row(self) -> dict[str, Any]:

@@ -122,11 +122,17 @@ class RewardConfig(StrictModel):
     relaxed_tolerance: float = Field(
         default=0.05, ge=0, description="Relative tolerance of the relaxed numeric rule (ChartQA: 5%)."
     )
-    max_answer_chars: int = Field(default=1000, ge=1, description="Answers this long or longer score 0.")
+    max_answer_chars: int = Field(
+        default=1000,
+        ge=1,
+        description="On sources other than maths, answers this long or longer score accuracy 0 and "
+        "format -1 (the original's cap); maths sources have none.",
+    )
     math_sources: list[str] = Field(
-        default_factory=lambda: ["suite_math", "thinklite_eureka"],
-        description="data_source values that get the math weights (besides any name containing a "
-        "math_source_substrings entry).",
+        default_factory=lambda: ["suite_math", "thinklite_eureka", "xince"],
+        description="data_source values that get the math weights, the math scorer and no answer-length "
+        "cap (besides any name containing a math_source_substrings entry). The original's are "
+        "thinklite_eureka and xince; suite_math is the procedural suite's.",
     )
     math_source_substrings: list[str] = Field(
         default_factory=lambda: ["math"],

@@ -7,8 +7,14 @@ be traced. Only when no rule can decide does the result say `needs_judge` (score
 judge, `judge.py`, gives a verdict).
 
 Tricky cases the rules are built around: "3" vs "13" never match (numbers are compared as
-numbers, never as substrings); "1,000" equals "1000"; "5 cm" equals "5"; "(B)" equals "B" and,
-given the options, "B. cat" and "cat" too; "Yes." equals "yes" and "grey" equals "gray".
+numbers, never as substrings); "1,000" equals "1000"; "5 cm" equals "5"; "(B)", "B. 2π" and
+"The answer is B" equal "B" and, given the options, so does the option's own text, and a gold
+written as an option's text is matched to its letter; "Yes." equals "yes" and "grey" equals "gray".
+On maths sources math-verify only ever confirms: when it says "not equivalent" the judge decides,
+as in the original, since a right answer can be written in a form it does not read.
+
+Each benchmark's own published rule lives in `benchmark_rules.py`, chosen by naming the
+benchmark as the `kind`.
 
 math-verify guards its parsing with `signal.alarm`, which only works on the main thread: off
 the main thread (a thread pool, a Ray actor's worker thread) we call it without its timeout and
@@ -19,18 +25,20 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from codedance_core.rewards.answers import (
+    choice_letter,
     colour_words,
     extract_answer,
     is_colour_answer,
     leading_yes_no,
     normalise_words,
+    options_in_text,
     parse_single_number,
 )
 
@@ -52,6 +60,9 @@ class AnswerKind(str, Enum):
     MATH = "math"
     WORD = "word"
     FREE_FORM = "free_form"
+
+
+_ANSWER_KINDS = frozenset(kind.value for kind in AnswerKind)
 
 
 class Rule(str, Enum):
@@ -78,6 +89,9 @@ class AccuracyResult:
     rule: str
     extracted: str | None
     detail: str
+    # A rule's own verdict that a judge, when the run has one, may overrule (math-verify's "not
+    # equivalent"); without a judge it stands, so wrong maths answers still score 0.
+    ruled: AccuracyResult | None = None
 
     @property
     def needs_judge(self) -> bool:
@@ -89,13 +103,6 @@ def _result(correct: bool, rule: Rule, prediction: str | None, detail: str) -> A
 
 
 # ---------------------------------------------------------------- choice
-# "B", "(B)", "B.", "B: cat", "Option B", "The answer is (B)".
-_LETTER_ANSWER = re.compile(
-    r"^(?:the\s+)?(?:correct\s+)?(?:option|answer|choice)?(?:\s+is)?\s*:?\s*[(\[]?([A-Za-z])[)\]]?(?=$|[\s.:,)])",
-    flags=re.IGNORECASE,
-)
-
-
 def option_letters(options: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
     """Options as {letter: text}: a list is lettered A, B, C, ... in order."""
     if isinstance(options, Mapping):
@@ -103,31 +110,22 @@ def option_letters(options: Sequence[str] | Mapping[str, str]) -> dict[str, str]
     return {chr(ord("A") + i): str(text) for i, text in enumerate(options)}
 
 
-def _letter_of(text: str, options: dict[str, str]) -> str | None:
-    """'(B)', 'B', 'B.', 'B. cat', 'Option B', or an option's own text -> 'B'."""
-    stripped = text.strip()
-    by_text = {normalise_words(v): k for k, v in options.items()}
-    if normalise_words(stripped) in by_text:
-        return by_text[normalise_words(stripped)]
-    match = _LETTER_ANSWER.match(stripped)
-    if match is None:
-        return None
-    letter = match.group(1)
-    # A bare lower-case word like "a cat" is an article, not option (a).
-    if letter.islower() and not re.match(r"^[(\[]?[a-z][)\].:]", stripped) and stripped != letter:
-        return None
-    letter = letter.upper()
-    return letter if not options or letter in options else None
+def _needs_judge(prediction: str | None, detail: str) -> AccuracyResult:
+    return AccuracyResult(0.0, Rule.NEEDS_JUDGE.value, prediction, detail)
 
 
 def score_choice(prediction: str, gold: str, options: dict[str, str]) -> AccuracyResult | None:
-    """Multiple choice by letter or option text; None when the gold is not an option."""
-    gold_letter = _letter_of(gold, options)
-    if gold_letter is None:
+    """Multiple choice by letter or option text; None when the gold is not an option.
+
+    A gold given as an option's text is matched to its letter. An answer that names no option
+    ('Because the area ...') is for the judge, as in the original: it may still say the right thing.
+    """
+    gold_letter = choice_letter(gold, options)
+    if gold_letter is None or (options and gold_letter not in options):
         return None
-    predicted = _letter_of(prediction, options)
+    predicted = choice_letter(prediction, options)
     if predicted is None:
-        return _result(False, Rule.CHOICE, prediction, f"no option found in answer (gold {gold_letter})")
+        return _needs_judge(prediction, f"no option named in the answer (gold {gold_letter})")
     return _result(predicted == gold_letter, Rule.CHOICE, prediction, f"{predicted} vs {gold_letter}")
 
 
@@ -198,17 +196,44 @@ def _looks_mathematical(gold: str) -> bool:
 
 
 def score_math(prediction: str, gold: str) -> AccuracyResult | None:
+    """math-verify's verdict; None when it cannot parse, or the answer is too long to parse safely."""
+    if len(prediction) >= MAX_ANSWER_CHARS:  # sympy on a page of text can run for minutes
+        return None
     equivalent = math_equivalent(prediction, gold)
     if equivalent is None:
         return None
     return _result(equivalent, Rule.MATH_VERIFY, prediction, "equivalent" if equivalent else "not equivalent")
 
 
+def score_math_source(prediction: str, gold: str, options: dict[str, str]) -> AccuracyResult | None:
+    """Maths answers: the option chosen, a plain number, then math-verify, then the judge.
+
+    A right answer math-verify cannot confirm is still right (an unusual notation, a unit it does
+    not read, words around the value), so "not equivalent" goes to the judge rather than scoring
+    0, as in the original; only an equivalence is decided here. None: nothing applies.
+    """
+    if options or _is_letter(gold):
+        chosen = score_choice(prediction, gold, options)
+        if chosen is not None and not chosen.needs_judge:
+            return chosen
+        if chosen is not None:  # the answer names no option: compare it with the gold option's text
+            gold = options.get(choice_letter(gold, options) or "", "")
+            if not gold:
+                return chosen
+    decided = score_number(prediction, gold, relative_tolerance=0.0, rule=Rule.NUMERIC, decisive=False)
+    if decided is not None:
+        return decided
+    maths = score_math(prediction, gold)
+    if maths is not None and not maths.score:
+        return replace(_needs_judge(prediction, "math-verify: not equivalent; the judge decides"), ruled=maths)
+    return maths
+
+
 # ---------------------------------------------------------------- entry points
 def _exact_or_judge(prediction: str, gold: str) -> AccuracyResult:
     if normalise_words(prediction) == normalise_words(gold) and normalise_words(gold):
         return _result(True, Rule.EXACT_MATCH, prediction, "same text after normalisation")
-    return AccuracyResult(0.0, Rule.NEEDS_JUDGE.value, prediction, "no rule can decide")
+    return _needs_judge(prediction, "no rule can decide")
 
 
 def _score_auto(prediction: str, gold: str, options: dict[str, str]) -> AccuracyResult:
@@ -238,20 +263,31 @@ def score_answer(
     kind: AnswerKind | str = AnswerKind.AUTO,
     options: Sequence[str] | Mapping[str, str] | None = None,
     relative_tolerance: float = 0.05,
-    max_answer_chars: int = MAX_ANSWER_CHARS,
+    max_answer_chars: int | None = MAX_ANSWER_CHARS,
+    question: str = "",
+    metadata: Mapping[str, Any] | None = None,
 ) -> AccuracyResult:
     """Score an extracted answer against the gold answer with the rule `kind` names (or inferred).
 
+    `kind` is an `AnswerKind` or the name of a benchmark's own rule (`benchmark_rules.py`).
     `relative_tolerance` applies to RELAXED_NUMERIC only; AUTO and NUMERIC compare numbers exactly.
     A kind that does not fit the gold (a relaxed-numeric source whose gold is a word) falls back
-    to AUTO.
+    to AUTO. Options not given are read from the question when it lists them ('(A) x (B) y').
+    `max_answer_chars` None: no length cap (math sources, as in the original).
     """
     if prediction is None or not prediction.strip():
         return AccuracyResult(0.0, Rule.NO_ANSWER.value, prediction, "no complete <answer> block")
-    if len(prediction) >= max_answer_chars:
+    if max_answer_chars is not None and len(prediction) >= max_answer_chars:
         return AccuracyResult(0.0, Rule.TOO_LONG.value, None, f"answer of {len(prediction)} characters")
+    if str(getattr(kind, "value", kind)) not in _ANSWER_KINDS:
+        # Benchmark rules are built from this module's rules, so that module is imported here.
+        from codedance_core.rewards.benchmark_rules import score_benchmark
+
+        return score_benchmark(
+            str(kind), prediction, gold, options=options, question=question, metadata=metadata
+        )
     kind = AnswerKind(kind)
-    lettered = option_letters(options) if options else {}
+    lettered = option_letters(options) if options else options_in_text(question)
     decided: AccuracyResult | None = None
     if kind is AnswerKind.CHOICE:
         decided = score_choice(prediction, gold, lettered)
@@ -267,9 +303,7 @@ def score_answer(
             decisive=True,
         )
     elif kind is AnswerKind.MATH:
-        # A plain number is compared as one first: cheaper than sympy, and "3 apples" is still 3.
-        decided = score_number(prediction, gold, relative_tolerance=0.0, rule=Rule.NUMERIC, decisive=False)
-        decided = decided or score_math(prediction, gold)
+        decided = score_math_source(prediction, gold, lettered)
     elif kind is AnswerKind.WORD:
         decided = score_word(prediction, gold)
     elif kind is AnswerKind.FREE_FORM:

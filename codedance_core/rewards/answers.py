@@ -12,6 +12,7 @@ take the LAST one, the model's final word, never "any of them" (which would rewa
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -122,3 +123,112 @@ def leading_yes_no(text: str) -> str | None:
     """'Yes.' / 'yes, it is' -> 'yes'; None when the text does not start with yes or no."""
     words = normalise_words(text).split()
     return YES_NO.get(words[0]) if words else None
+
+
+# ---------------------------------------------------------------- multiple choice
+# What models put before the option they pick: "The answer is", "Answer:", "The correct option is".
+_CHOICE_LEAD_IN = re.compile(
+    r"^(?:so\s*,?\s*)?(?:the\s+)?(?:final\s+|correct\s+|right\s+|best\s+)?(?:answer|option|choice)"
+    r"(?:\s+is|\s+should\s+be)?\s*[:：]?\s*",
+    flags=re.IGNORECASE,
+)
+# The whole answer is one letter: "B", "(B)", "B.", "[b]".
+_BARE_LETTER = re.compile(r"^[(\[]?([A-Za-z])[)\]]?\s*[.。]?$")
+# A letter set off by brackets or a separator, then the option's text: "B. 2π", "(B) 2π", "B) x", "B: x".
+# An upper-case letter followed only by a space ("A cat") is a word, not an option.
+_LETTER_THEN_TEXT = re.compile(
+    r"^(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])\s*[.:：)])\s*(.*)$", flags=re.DOTALL
+)
+# Where a list of options starts in a question or a packed option string: "(A) x", "A. x", "A: x".
+_OPTION_MARK = re.compile(r"(?:^|(?<=[\s;,]))[(\[]?([A-J])(?:[)\]]|[.:：])")
+_LATEX_SYMBOLS = (
+    ("^{\\circ}", "°"),
+    ("^\\circ", "°"),
+    ("\\circ", "°"),
+    ("\\degree", "°"),
+    ("\\pi", "π"),
+    ("\\sqrt", "√"),
+    ("\\left", ""),
+    ("\\right", ""),
+    ("\\times", "×"),
+    ("\\cdot", "·"),
+)
+_PLAIN_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
+
+
+def option_key(text: str) -> str:
+    """An option's text reduced for comparison: '$2\\pi$', '2π' and '2 π.' all give '2π'."""
+    text = unwrap_latex(text)
+    for latex, symbol in _LATEX_SYMBOLS:
+        text = text.replace(latex, symbol)
+    return re.sub(r"[\s{}\\$*`]", "", text.lower()).rstrip(".。")
+
+
+def _key_number(key: str) -> float | None:
+    """The value of a key that is only a number, perhaps in degrees or percent ('145°' -> 145)."""
+    bare = key.replace(",", "").rstrip("°%")
+    return float(bare) if _PLAIN_NUMBER.match(bare) else None
+
+
+def option_by_text(text: str, options: Mapping[str, str]) -> str | None:
+    """The letter of the one option whose text `text` is (numbers compared as numbers), else None."""
+    key = option_key(text)
+    if not key:
+        return None
+    found = [letter for letter, option in options.items() if option_key(option) == key]
+    number = _key_number(key)
+    if not found and number is not None:
+        found = [letter for letter, option in options.items() if _key_number(option_key(option)) == number]
+    return found[0] if len(found) == 1 else None
+
+
+def _letter_form(text: str) -> str | None:
+    bare = _BARE_LETTER.match(text)
+    if bare:
+        return bare.group(1).upper()
+    with_text = _LETTER_THEN_TEXT.match(text)
+    if with_text:
+        return next(group for group in with_text.groups()[:3] if group).upper()
+    return None
+
+
+def choice_letter(text: str, options: Mapping[str, str]) -> str | None:
+    """The option an answer names, as its letter, or None when it names none clearly.
+
+    Accepted: 'B', '(B)', 'B.', 'B) text', 'B. 2π', 'The answer is B', 'Answer: (B)', and, when
+    the options are known, an option's own text. A letter written with its text wins over the
+    text ('B. 4π' is B even if B reads 2π): it is what the model chose. Words that merely start
+    with a capital ('Because ...', 'A cat') name nothing.
+    """
+    plain = unwrap_latex(text).replace("*", "").strip()
+    after_lead_in = _CHOICE_LEAD_IN.sub("", plain, count=1).strip()
+    for candidate in dict.fromkeys((plain, after_lead_in)):
+        if options and (by_text := option_by_text(candidate, options)):
+            return by_text
+        if letter := _letter_form(candidate):
+            return letter
+    return None
+
+
+def options_in_text(text: str) -> dict[str, str]:
+    """Options listed in text as {letter: text}: 'Choices: (A) 2 (B) 4', 'A:2\\nB:4', 'A. 2π; B. 4π'.
+
+    The last run of consecutive letters from A is taken (at least two), each option ending at its
+    line's end; empty when the text lists no options.
+    """
+    marks = list(_OPTION_MARK.finditer(text))
+    best: list[re.Match[str]] = []
+    run: list[re.Match[str]] = []
+    for mark in marks:
+        letter = mark.group(1)
+        if letter == "A":
+            run = [mark]
+        elif run and ord(letter) == ord(run[-1].group(1)) + 1:
+            run.append(mark)
+        if len(run) >= 2:
+            best = list(run)
+    ends = [mark.start() for mark in best[1:]] + [len(text)]
+    return {
+        mark.group(1): text[mark.end() : end].split("\n", 1)[0].strip(" \t;,")
+        for mark, end in zip(best, ends)
+    }

@@ -9,7 +9,9 @@ all compute the same numbers (docs/method.md §4):
   (tool overuse discouraged). mu is the group's mean ACCURACY: the original used the score,
   format penalty included, which let format errors pass for difficulty.
 - The turn-level correction gives each assistant turn a dense signal: a failed call costs
-  `fail_penalty`, discounted backwards to the turns that led to it, z-normalised over the batch.
+  `fail_penalty`, discounted backwards to the turns that led to it, z-normalised over the whole
+  batch: with several workers, each computes `turn_value_stats` of its share and the trainer
+  sums them over workers (`TurnStats`), so no worker normalises over its own slice only.
 
 A tool call's outcome is the sandbox's explicit status string, never a search of its output
 for "Error": "ok" is a success and anything else ("error", "timeout", "killed",
@@ -21,6 +23,7 @@ message is not a tool call, and counting it as a success was a defect of the ori
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,21 +105,62 @@ def discounted_turn_values(
     return values
 
 
+@dataclass(frozen=True)
+class TurnStats:
+    """Count, sum and sum of squares of non-final turn values: what z-normalising over a batch
+    split across workers needs. Shards combine by adding (`+`, or an all_reduce of the three), so
+    the mean and std of the whole batch come out whichever worker holds which trajectory."""
+
+    count: float = 0.0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> TurnStats:
+        array = np.asarray(values, dtype=np.float64)
+        return cls(float(array.size), float(array.sum()), float(np.square(array).sum()))
+
+    def __add__(self, other: TurnStats) -> TurnStats:
+        return TurnStats(self.count + other.count, self.total + other.total, self.total_sq + other.total_sq)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    @property
+    def std(self) -> float:
+        """The population std (as numpy's default); clamped at 0 against rounding."""
+        if not self.count:
+            return 0.0
+        return float(np.sqrt(max(self.total_sq / self.count - self.mean**2, 0.0)))
+
+
+def turn_value_stats(
+    per_traj_call_statuses: Sequence[Sequence[CallStatus]], discount: float = 0.2, fail_penalty: float = -0.5
+) -> TurnStats:
+    """The statistics of the non-final c_i of these trajectories (one worker's share of a batch)."""
+    raw = [discounted_turn_values(statuses, discount, fail_penalty) for statuses in per_traj_call_statuses]
+    return TurnStats.of([value for values in raw for value in values[:-1]])
+
+
 def turn_corrections(
     per_traj_call_statuses: Sequence[Sequence[CallStatus]],
     discount: float = 0.2,
     fail_penalty: float = -0.5,
     eps: float = 1e-6,
+    stats: TurnStats | None = None,
 ) -> list[list[float]]:
     """Per trajectory, one value per assistant turn: the non-final c_i z-normalised over the batch.
 
-    The final turn of each trajectory gets 0: its outcome is what the sequence-level advantage
-    already judges. When every non-final value in the batch is equal, all corrections are 0.
+    `stats` are the whole batch's (`turn_value_stats` of every worker's trajectories, summed);
+    None normalises over these trajectories alone. The final turn of each trajectory gets 0: its
+    outcome is what the sequence-level advantage already judges. When every non-final value in the
+    batch is equal, all corrections are 0.
     """
     raw = [discounted_turn_values(statuses, discount, fail_penalty) for statuses in per_traj_call_statuses]
-    non_final = np.array([value for values in raw for value in values[:-1]], dtype=float)
-    mean = non_final.mean() if non_final.size else 0.0
-    std = non_final.std() if non_final.size else 0.0
+    if stats is None:
+        stats = TurnStats.of([value for values in raw for value in values[:-1]])
+    mean, std = stats.mean, stats.std
     corrections = []
     for values in raw:
         normalised = [float((value - mean) / (std + eps)) for value in values[:-1]]

@@ -3,13 +3,16 @@
 Two things must hold (docs/method.md §4): every `<think>` is closed by a `</think>` before the
 next one opens (no nesting, none left open), and there is exactly one `<answer>...</answer>`
 block. The check runs on the model's own text (the assistant turns joined), never on tool
-observations, which may print anything.
+observations, which may print anything. As in the original, an over-long answer (1000 characters
+or more, on sources other than maths) is a format error too: the caller passes the cap.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from codedance_core.rewards.answers import extract_answer
 
 FORMAT_PENALTY = -1.0
 _THINK_TAG = re.compile(r"</?think>")
@@ -41,8 +44,9 @@ def answer_blocks_ok(text: str) -> bool:
     return text.index("<answer>") < text.index("</answer>")
 
 
-def check_format(text: str) -> FormatCheck:
-    """-1.0 when the think tags are unbalanced or the answer block is not exactly one, else 0.0."""
+def check_format(text: str, *, max_answer_chars: int | None = None) -> FormatCheck:
+    """-1.0 when the think tags are unbalanced, the answer block is not exactly one, or the answer
+    is `max_answer_chars` long or longer (None: no cap); else 0.0."""
     if not think_tags_balanced(text):
         return FormatCheck(FORMAT_PENALTY, "unbalanced <think> tags")
     if not answer_blocks_ok(text):
@@ -50,6 +54,9 @@ def check_format(text: str) -> FormatCheck:
         return FormatCheck(
             FORMAT_PENALTY, f"expected one <answer>...</answer> block, found {n_open} opening tags"
         )
+    answer = extract_answer(text).text or ""
+    if max_answer_chars is not None and len(answer) >= max_answer_chars:
+        return FormatCheck(FORMAT_PENALTY, f"answer of {len(answer)} characters (cap {max_answer_chars})")
     return FormatCheck(0.0, "")
 
 

@@ -1,9 +1,17 @@
 """One trajectory's reward, and a batch's rewards and advantages: accuracy + format + BAT.
 
 This is the one place that decides, per `data_source`, which accuracy scorer applies (chart
-sources: relaxed numeric; counting: exact integer; math sources: math equivalence) and which
+sources: relaxed numeric; counting: exact integer; math sources: the option chosen, numbers,
+math-verify, then the judge; a benchmark's own rule when evaluation names one) and which
 sources are "math sources" with their larger weights. Scoring runs in two passes: the rules
 first, then one concurrent round of the judge for whatever the rules left undecided.
+
+The answer-length cap is the original's: on sources other than maths, an answer of
+`max_answer_chars` or more scores accuracy 0 and counts as a format error (-1); maths sources
+have no cap (their long answers go to the judge, as math-verify skips them).
+
+On maths sources the judge may overrule math-verify's "not equivalent" (the original's fallback);
+a run without a judge keeps that verdict, so wrong maths answers still count against a group.
 
 A trajectory the judge could not grade has status `judge_error`: its accuracy is unknown, so
 it is left out of its group's mean accuracy and marked invalid, and the trainer drops it
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +30,7 @@ from codedance_core.config.rewards import RewardConfig
 from codedance_core.rewards.accuracy import AccuracyResult, AnswerKind, score_response
 from codedance_core.rewards.bat import (
     CallStatus,
+    TurnStats,
     count_tool_calls,
     difficulty_weight,
     group_advantages,
@@ -42,11 +52,12 @@ def is_math_source(data_source: str, config: RewardConfig) -> bool:
     return name in listed or any(part.lower() in name for part in config.math_source_substrings)
 
 
-def scorer_for_source(data_source: str, config: RewardConfig) -> AnswerKind:
-    """The accuracy scorer of a data_source: the configured one, math on math sources, else auto."""
+def scorer_for_source(data_source: str, config: RewardConfig) -> AnswerKind | str:
+    """The accuracy scorer of a data_source: the configured one (an AnswerKind, or a benchmark's rule
+    by name), math on math sources, else auto."""
     configured = config.scorer_by_source.get(data_source) or config.scorer_by_source.get(data_source.lower())
     if configured:
-        return AnswerKind(configured)
+        return AnswerKind(configured) if configured in {kind.value for kind in AnswerKind} else configured
     return AnswerKind.MATH if is_math_source(data_source, config) else AnswerKind.AUTO
 
 
@@ -60,6 +71,7 @@ class TrajectoryInput:
     tool_statuses: Sequence[CallStatus] = ()
     question: str = ""
     options: Sequence[str] | Mapping[str, str] | None = None
+    metadata: Mapping[str, Any] | None = None  # per-item facts a benchmark rule reads (precision, ...)
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class TrajectoryScore:
     math_source: bool
     extracted: str | None
     detail: str
+    needs_judge: bool = False  # the rules left it to the judge (their verdict stands without one)
 
     @property
     def valid(self) -> bool:
@@ -90,6 +103,8 @@ def _accuracy_with_verdict(
     if not rule_result.needs_judge:
         return rule_result.score, rule_result.rule, STATUS_SCORED, rule_result.detail
     if verdict is None:
+        if (ruled := rule_result.ruled) is not None:  # no judge to overrule the rule: its verdict stands
+            return ruled.score, ruled.rule, STATUS_SCORED, ruled.detail + " (no judge configured to overrule it)"
         return 0.0, "judge", STATUS_JUDGE_ERROR, "no rule decides and no LLM judge is configured"
     if not verdict.ok or verdict.score is None:
         return 0.0, "judge", STATUS_JUDGE_ERROR, verdict.reason
@@ -110,20 +125,25 @@ def score_trajectory(
     config: RewardConfig | None = None,
     options: Sequence[str] | Mapping[str, str] | None = None,
     judge_verdict: JudgeVerdict | None = None,
+    question: str = "",
+    metadata: Mapping[str, Any] | None = None,
 ) -> TrajectoryScore:
     """Accuracy (rules, or the given judge verdict), format penalty, base score and r_tool."""
     config = config or RewardConfig()
     math_source = is_math_source(data_source, config)
+    answer_cap = None if math_source else config.max_answer_chars
     rule_result = score_response(
         response_text,
         gold,
         kind=scorer_for_source(data_source, config),
         options=options,
         relative_tolerance=config.relaxed_tolerance,
-        max_answer_chars=config.max_answer_chars,
+        max_answer_chars=answer_cap,
+        question=question,
+        metadata=metadata,
     )
     accuracy, rule, status, detail = _accuracy_with_verdict(rule_result, judge_verdict)
-    penalty = check_format(response_text).penalty
+    penalty = check_format(response_text, max_answer_chars=answer_cap).penalty
     accuracy_weight = config.math_accuracy_weight if math_source else config.accuracy_weight
     format_weight = config.math_format_weight if math_source else config.format_weight
     n_calls, n_success = count_tool_calls(tool_statuses)
@@ -149,6 +169,7 @@ def score_trajectory(
         math_source=math_source,
         extracted=rule_result.extracted,
         detail=detail,
+        needs_judge=rule_result.needs_judge,
     )
 
 
@@ -158,7 +179,7 @@ async def score_trajectories(
     """Score a batch: rules for all, then one concurrent judge round for the undecided ones."""
     config = config or RewardConfig()
     first_pass = [_score_item(item, config, None) for item in items]
-    pending = [index for index, score in enumerate(first_pass) if score.rule == "judge"]
+    pending = [index for index, score in enumerate(first_pass) if score.needs_judge]
     if not pending or judge is None:
         return first_pass
     requests = [
@@ -180,6 +201,8 @@ def _score_item(item: TrajectoryInput, config: RewardConfig, verdict: JudgeVerdi
         config=config,
         options=item.options,
         judge_verdict=verdict,
+        question=item.question,
+        metadata=item.metadata,
     )
 
 
@@ -233,10 +256,13 @@ def batch_token_advantages(
     per_traj_turn_spans: Sequence[Sequence[tuple[int, int]]],
     lengths: Sequence[int],
     config: RewardConfig | None = None,
+    turn_stats: TurnStats | None = None,
 ) -> list[np.ndarray]:
     """Per trajectory, token advantages: GRPO over valid trajectories plus the turn-level term.
 
     Invalid trajectories (judge errors) get all-zero advantages and do not enter any statistic.
+    `turn_stats`: the turn values' statistics over the whole batch when it is split across workers
+    (the trainer sums them over ranks); None takes them from these trajectories.
     """
     config = config or RewardConfig()
     valid_indices = [i for i, ok in enumerate(batch.valid) if ok]
@@ -251,6 +277,7 @@ def batch_token_advantages(
             config.turn_discount,
             config.fail_penalty,
             config.advantage_eps,
+            turn_stats,
         )
         for index, values in zip(valid_indices, corrections):
             turn_values[index] = values

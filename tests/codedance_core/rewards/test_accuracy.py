@@ -55,7 +55,7 @@ CASES = [
     ("cat", "B", {"options": OPTIONS}, 1.0, Rule.CHOICE),
     ("B", "cat", {"options": OPTIONS}, 1.0, Rule.CHOICE),
     ("horse", "B", {"options": OPTIONS}, 0.0, Rule.CHOICE),
-    ("a cat", "A", {}, 0.0, Rule.CHOICE),
+    ("a cat", "A", {}, 0.0, Rule.NEEDS_JUDGE),  # names no option: the judge reads it
     ("B", "B", {"options": {"A": "dog", "B": "cat"}, "kind": "choice"}, 1.0, Rule.CHOICE),
     # yes/no and colours, normalised
     ("Yes.", "yes", {}, 1.0, Rule.YES_NO),
@@ -71,7 +71,7 @@ CASES = [
     ("sqrt(3)/2", "\\frac{\\sqrt{3}}{2}", {}, 1.0, Rule.MATH_VERIFY),
     ("60^\\circ", "60", {}, 1.0, Rule.MATH_VERIFY),
     ("3 or 4", "4", {}, 0.0, Rule.MATH_VERIFY),
-    ("2\\pi", "\\pi", {"kind": "math"}, 0.0, Rule.MATH_VERIFY),
+    ("2\\pi", "\\pi", {"kind": "math"}, 0.0, Rule.NEEDS_JUDGE),  # math sources: "not equivalent" -> judge
     ("3.0", "3", {"kind": "math"}, 1.0, Rule.NUMERIC),
     # free text: exact after normalisation, else the judge
     ("the red car", "red car", {}, 1.0, Rule.EXACT_MATCH),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from codedance_core.rewards.answers import (
+    choice_letter,
     colour_words,
     extract_answer,
     is_colour_answer,
     leading_yes_no,
     normalise_words,
+    options_in_text,
     parse_single_number,
     unwrap_latex,
 )
@@ -58,3 +60,39 @@ def test_words_and_colours_and_yes_no() -> None:
         and leading_yes_no("True") == "yes"
         and leading_yes_no("maybe") is None
     )
+
+
+OPTIONS = {"A": "$\\pi$", "B": "2π", "C": "4π", "D": "145°"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "letter"),
+    [
+        ("B", "B"),
+        ("(B)", "B"),
+        ("B.", "B"),
+        ("B) 2π", "B"),
+        ("B. 2π", "B"),
+        ("The answer is B", "B"),
+        ("The answer is B.", "B"),
+        ("Answer: B", "B"),
+        ("**B**", "B"),
+        ("\\boxed{B}", "B"),
+        ("The correct option is (B) 2π.", "B"),
+        ("2π", "B"),
+        ("2\\pi", "B"),
+        ("145", "D"),  # a number option matches its number
+        ("Because", None),
+        ("A cat", None),
+        ("4 pi or 2 pi", None),
+    ],
+)
+def test_choice_letter_reads_the_forms_models_write(answer: str, letter: str | None) -> None:
+    assert choice_letter(answer, OPTIONS) == letter
+
+
+def test_options_listed_in_text() -> None:
+    assert options_in_text("A. 2π; B. 4π; C. 8π") == {"A": "2π", "B": "4π", "C": "8π"}
+    assert options_in_text("Choices:\nA:60°\nB:30°") == {"A": "60°", "B": "30°"}
+    assert options_in_text("Colour?\n(A) red\n(B) blue\nAnswer with the letter.") == {"A": "red", "B": "blue"}
+    assert options_in_text("Answer with a letter, e.g., A, B, C, D.") == {}

@@ -13,6 +13,7 @@ from codedance_core.rewards.bat import (
     token_advantages,
     tool_reward,
     turn_corrections,
+    turn_value_stats,
 )
 
 
@@ -96,3 +97,27 @@ def test_token_advantages_map_turn_values_onto_spans() -> None:
 def test_token_advantages_reject_bad_spans(spans: list[tuple[int, int]]) -> None:
     with pytest.raises(ValueError):
         token_advantages(0.0, [0.0] * len(spans), spans, length=10)
+
+
+BATCH = [["error", "ok", None], ["ok", None], [None], ["timeout", "error", "ok", None], ["ok", "ok", None]]
+
+
+def test_statistics_of_two_shards_add_up_to_those_of_the_whole_batch() -> None:
+    first, second = BATCH[:2], BATCH[2:]
+    combined = turn_value_stats(first) + turn_value_stats(second)
+    whole = np.array([value for statuses in BATCH for value in discounted_turn_values(statuses, 0.2, -0.5)[:-1]])
+    assert combined.count == whole.size
+    assert combined.mean == pytest.approx(whole.mean(), abs=1e-12)
+    assert combined.std == pytest.approx(whole.std(), abs=1e-12)
+    # Each shard normalised with the combined statistics is the whole batch normalised.
+    sharded = turn_corrections(first, stats=combined) + turn_corrections(second, stats=combined)
+    for mine, expected in zip(sharded, turn_corrections(BATCH), strict=True):
+        assert mine == pytest.approx(expected, abs=1e-9)
+    # A shard normalised over itself alone is not.
+    assert turn_corrections(first)[0] != pytest.approx(turn_corrections(BATCH)[0], abs=1e-3)
+
+
+def test_empty_statistics_normalise_nothing() -> None:
+    empty = turn_value_stats([[None], []])
+    assert (empty.count, empty.mean, empty.std) == (0.0, 0.0, 0.0)
+    assert turn_corrections([["ok", None]], stats=empty) == [[0.0, 0.0]]

@@ -29,3 +29,11 @@ def test_penalty_says_why() -> None:
     assert "think" in check_format("<think>a").reason
     assert "found 2" in check_format("<answer>1</answer><answer>2</answer>").reason
     assert check_format("<answer>1</answer>").reason == ""
+
+
+def test_an_answer_over_the_cap_is_a_format_error() -> None:
+    text = "<think>ok</think><answer>" + "x" * 1000 + "</answer>"
+    assert check_format(text).penalty == 0.0  # no cap unless the caller gives one
+    capped = check_format(text, max_answer_chars=1000)
+    assert capped.penalty == -1.0 and "1000 characters" in capped.reason
+    assert check_format("<answer>" + "x" * 999 + "</answer>", max_answer_chars=1000).penalty == 0.0

@@ -31,6 +31,7 @@ BAD_FORMAT = "<think>count them<answer>{}</answer>"
     [
         ("suite_math", True),
         ("thinklite_eureka", True),
+        ("xince", True),  # the original weights xince as maths
         ("MathVista", True),
         ("mathverse_mini", True),
         ("vstar", False),
@@ -168,3 +169,57 @@ def test_every_suite_gold_is_decided_by_a_rule() -> None:
         score = score_trajectory(GOOD.format(gold), gold, row["data_source"])
         assert (score.accuracy, score.valid) == (1.0, True), (row["data_source"], gold, score.detail)
         assert score.rule != "judge"
+
+
+def test_xince_rows_get_the_math_weights() -> None:
+    score = score_trajectory(BAD_FORMAT.format("\\frac{1}{2}"), "0.5", "xince", ["ok"])
+    assert score.math_source and score.base == pytest.approx(1.2 * 1.0 + 0.4 * -1.0)
+    assert score.r_tool == 2.0
+
+
+def test_without_a_judge_math_verify_rejecting_a_math_answer_stands() -> None:
+    # A run with no judge keeps the rule's verdict (recorded as math-verify's, with why): dropping
+    # every wrong maths answer as judge_error would leave GRPO only the right ones to learn from.
+    score = score_trajectory(GOOD.format("2\\pi"), "\\pi", "thinklite_eureka")
+    assert (score.accuracy, score.rule, score.status) == (0.0, "math_verify", "scored")
+    assert "no judge configured" in score.detail
+
+
+def test_the_judge_decides_a_math_answer_math_verify_rejects(judge_server, tmp_path: Path) -> None:
+    items = [
+        TrajectoryInput(GOOD.format("right: 2 pi radians"), "2\\pi", "xince", question="Angle?"),
+        TrajectoryInput(GOOD.format("4\\pi"), "2\\pi", "xince", question="Angle?"),
+    ]
+    config = RewardConfig(
+        judge=JudgeConfig(base_urls=[judge_server.base_url], model="m", cache_path=str(tmp_path / "j.sqlite"))
+    )
+    scores = asyncio.run(score_trajectories(items, config, LLMJudge(config.judge)))
+    assert [(s.accuracy, s.rule, s.status) for s in scores] == [(1.0, "judge", "scored"), (0.0, "judge", "scored")]
+
+
+@pytest.mark.parametrize(
+    "answer", ["B", "(B)", "B. 2π", "The answer is B.", "Answer: B", "2\\pi", "$2\\pi$"]
+)
+def test_multiple_choice_on_math_sources(answer: str) -> None:
+    question = "What is the circumference?\nChoices:\n(A) \\pi\n(B) 2\\pi\n(C) 4\\pi"
+    for gold in ("B", "2\\pi"):  # a gold written as the option's text is matched to its letter
+        score = score_trajectory(GOOD.format(answer), gold, "thinklite_eureka", question=question)
+        assert (score.accuracy, score.rule) == (1.0, "choice"), (answer, gold, score.detail)
+    wrong = score_trajectory(GOOD.format("C"), "B", "thinklite_eureka", question=question)
+    assert (wrong.accuracy, wrong.rule) == (0.0, "choice")
+
+
+def test_long_answers_on_other_sources_score_0_and_break_the_format() -> None:
+    long_answer = "3 " + "x" * 1000
+    score = score_trajectory(GOOD.format(long_answer), "3", "vstar")
+    assert (score.accuracy, score.format_penalty, score.rule) == (0.0, -1.0, "too_long")
+    assert score.base == pytest.approx(-0.2)
+    short = score_trajectory(GOOD.format("3"), "3", "vstar")
+    assert (short.accuracy, short.format_penalty) == (1.0, 0.0)
+
+
+def test_long_answers_on_math_sources_are_not_capped() -> None:
+    long_answer = "The area is 12 square units. " + "Explaining it at length. " * 45
+    score = score_trajectory(GOOD.format(long_answer), "12", "thinklite_eureka")
+    assert len(long_answer) >= 1000
+    assert (score.accuracy, score.format_penalty, score.rule) == (1.0, 0.0, "numeric")
