@@ -67,3 +67,16 @@ def initial_messages(question: str, prompts: PromptSet = V1, with_image: bool = 
         {"role": "system", "content": prompts.system},
         {"role": "user", "content": user_turn(question, prompts, with_image)},
     ]
+
+
+def original_prompt(question: str, images: int, prompts: PromptSet = V1) -> list[dict[str, str]]:
+    """The prompt the original evaluation script builds for an item: the system prompt, then a
+    user turn of the image markers, the question and the instruction (docs/method.md §2)."""
+    messages = initial_messages(question, prompts, with_image=False)
+    messages[-1]["content"] = IMAGE_PLACEHOLDER * images + "\n" + messages[-1]["content"]
+    return messages
+
+
+def question_in_prompt(text: str, prompts: PromptSet = V1) -> str:
+    """The question in a user turn: its text without image markers or our instruction, trimmed."""
+    return text.replace(IMAGE_PLACEHOLDER, "").replace(prompts.instruction, "").strip()

@@ -21,6 +21,10 @@ from rich.table import Table
 
 from codedance_core.evaluation.entry import run_evaluation
 
+PROMPT_OPTION_HELP = (
+    "original (default): the original evaluation script's prompt (system prompt, image, the row's question, "
+    "instruction); row: the row's own prompt where it has one (RL-layout rows)."
+)
 console = Console()
 err_console = Console(stderr=True)
 app = typer.Typer(help="Evaluate a model on a benchmark with the tool loop (codedance eval).")
@@ -57,6 +61,7 @@ def eval_command(
         str, typer.Option("--data_source", "--data-source", help="Override every item's data_source.")
     ] = "",
     samples: Annotated[int, typer.Option("--samples", help="Samples per item (avg@k).")] = 1,
+    prompt: Annotated[str, typer.Option("--prompt", help=PROMPT_OPTION_HELP)] = "original",
     max_turns: Annotated[
         int, typer.Option("--max_turns", "--max-turns", help="Model calls per item at most.")
     ] = 7,
@@ -113,6 +118,7 @@ def eval_command(
             benchmark=benchmark,
             data_path=data_path,
             data_source=data_source,
+            prompt=prompt,
             model_name=model_name,
             api_urls=[url.strip() for url in api_url.split(",") if url.strip()],
             model_dir=str(model) if model else "",
@@ -192,3 +198,78 @@ def _print(outputs) -> None:
     for key, path in outputs.paths.items():
         table.add_row(key, str(path))
     console.print(table)
+
+
+def eval_suite_command(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile name (configs/NAME.yaml) or a YAML path.")] = "tiny",
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Profile override by dotted path (repeatable).")
+    ] = None,
+    bench: Annotated[
+        list[str] | None,
+        typer.Option("--bench", help="NAME=PATH[:LIMIT], repeatable; replaces the profile's evaluation.benchmarks."),
+    ] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Local checkpoint directory (no server).")] = None,
+    api_url: Annotated[
+        str, typer.Option("--api_url", "--api-url", help="OpenAI-compatible base URL(s), comma-separated.")
+    ] = "",
+    model_name: Annotated[
+        str, typer.Option("--model_name", "--model-name", help="Model name (served name; used in file names).")
+    ] = "",
+    save_path: Annotated[str, typer.Option("--save_path", "--save-path", help="Output folder.")] = "eval_results",
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help=PROMPT_OPTION_HELP + " Default: the profile's evaluation.prompt.")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="Device for --model: auto, cpu, cuda.")] = "auto",
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log a parent run and a child run per benchmark.")
+    ] = True,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Evaluate one model on the profile's list of benchmarks: per-benchmark reports, a summary table
+    (accuracy with its 95% interval beside the paper's number), MLflow runs."""
+    from codedance_core.config import load_profile
+    from codedance_core.config.evaluation import EvalConfig
+    from codedance_core.evaluation.multi import evaluate_benchmarks, log_benchmark_runs
+    from codedance_core.evaluation.summary import summary_markdown
+
+    loaded = load_profile(profile, overrides or [])
+    section = loaded.evaluation
+    specs = [parse_bench(text) for text in bench] if bench else section.benchmarks
+    base = EvalConfig(
+        benchmark=specs[0].name if specs else "parquet", data_path=specs[0].path if specs else "",
+        model_dir=str(model) if model else "", api_urls=[u.strip() for u in api_url.split(",") if u.strip()],
+        model_name=model_name, device=device, save_path=save_path, samples=section.samples,
+        rollout=loaded.rollout_for("evaluation"), num_workers=section.num_workers, limit=section.limit,
+        use_judge=section.use_judge, prompt=prompt or section.prompt, write_viewer=section.write_viewer,
+        rewards=loaded.rewards, sandbox=loaded.sandbox,
+    )
+    if base.model_dir:
+        from codedance_core.models.check import check_model_dir
+
+        check_model_dir(base.model_dir)
+    outputs = evaluate_benchmarks(base, specs, show_progress=progress and not as_json)
+    if mlflow:
+        tracking = loaded.tracking
+        run_id = log_benchmark_runs(outputs, tracking.tracking_uri, tracking.experiment,
+                                    artifact_root=tracking.artifact_root)
+        outputs.summary["mlflow_run_id"] = run_id
+    if as_json:
+        print(json.dumps({**outputs.summary, "outputs": {k: str(v) for k, v in outputs.paths.items()}}))
+        return
+    console.print(summary_markdown(outputs.summary))
+    for path in outputs.paths.values():
+        console.print(str(path))
+
+
+def parse_bench(text: str):
+    """`NAME=PATH[:LIMIT]` as a BenchmarkSpec (a bad one is a one-line error)."""
+    from codedance_core.config.evaluation import BenchmarkSpec
+    from codedance_core.errors import UserError
+
+    name, sep, rest = text.partition("=")
+    if not sep or not rest:
+        raise UserError(f"--bench {text!r} is not NAME=PATH[:LIMIT]", "e.g. --bench vstar=vstar_bench/:50")
+    path, _, limit = rest.rpartition(":") if rest.rpartition(":")[2].isdigit() else (rest, "", "")
+    return BenchmarkSpec(name=name.strip(), path=path, limit=int(limit) if limit else None)

@@ -108,6 +108,7 @@ def _mount_subcommands() -> None:
     app.command("serve")(serve.serve)
     app.command("rollout")(rollout.rollout)
     app.command("eval")(evaluate.eval_command)
+    app.command("eval-suite")(evaluate.eval_suite_command)
     app.add_typer(rewards.app, name="rewards")
     app.add_typer(sandbox.app, name="sandbox")
     app.add_typer(train.app, name="train")

@@ -13,7 +13,7 @@ which default to greedy decoding (as verl's `val_kwargs` do) and inherit everyth
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -27,6 +27,15 @@ from codedance_core.config.sandbox import SandboxConfig
 HARNESS_ROLLOUT_DEFAULTS: dict[str, Any] = {"max_turns": 7, "max_new_tokens": 2048, "temperature": 0.0}
 # What the lifecycle's evaluation changes in the profile's rollout section unless told otherwise.
 STAGE_ROLLOUT_DEFAULTS: dict[str, Any] = {"temperature": 0.0}
+
+
+# "original": the prompt the original evaluation script builds (our system prompt, the image, the
+# question taken from the row, the instruction); "row": a row's own prompt where it has one (RL rows).
+PromptChoice = Literal["original", "row"]
+PROMPT_HELP = (
+    "original: the original evaluation script's prompt (system prompt, image, the row's question, "
+    "instruction) for every layout; row: the row's own prompt where it carries one (RL-layout rows)."
+)
 
 
 def _with_defaults(value: Any, defaults: dict[str, Any]) -> Any:
@@ -46,6 +55,7 @@ class EvalConfig(StrictModel):
     data_source: str = Field(
         "", description="Overrides the data_source of every item (and the dataset name in output files)."
     )
+    prompt: PromptChoice = Field("original", description=PROMPT_HELP)
     model_name: str = Field(
         "", description="Served model name ('' = first of /v1/models, or the model dir's name)."
     )
@@ -107,6 +117,22 @@ class EvalConfig(StrictModel):
         return self
 
 
+class BenchmarkSpec(StrictModel):
+    """One benchmark of a multi-benchmark evaluation: a registry entry and its file (or folder)."""
+
+    name: str = Field(..., description="Registry entry (`codedance eval --help` lists them), e.g. vstar, chartqa.")
+    path: str = Field(..., description="The benchmark's file or folder (local path or URI).")
+    limit: int | None = Field(None, ge=1, description="Only the first N items.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from codedance_core.evaluation.registry import get_benchmark
+
+        get_benchmark(name)  # an unknown name fails with the list of known ones
+        return name
+
+
 class EvalStageConfig(StrictModel, InheritsRollout):
     """The `evaluation` section of a profile: how the lifecycle evaluates each checkpoint.
 
@@ -124,6 +150,12 @@ class EvalStageConfig(StrictModel, InheritsRollout):
     )
     num_workers: int = Field(32, ge=1, description="Items per generation batch.")
     limit: int | None = Field(None, ge=1, description="Only the first N items.")
+    prompt: PromptChoice = Field("original", description=PROMPT_HELP)
+    benchmarks: list[BenchmarkSpec] = Field(
+        default_factory=list,
+        description="Benchmarks of `codedance eval-suite` and the evaluate-benchmarks flow: "
+        "[{name, path, limit}], each a registry entry and its file or folder.",
+    )
     use_judge: bool = Field(False, description="Use the LLM judge (needs rewards.judge endpoints).")
     promote_metric: str = Field("accuracy", description="The stats field that decides champion promotion.")
     write_viewer: bool = Field(True, description="Write the HTML trajectory viewer and the PNG plot with the results.")
@@ -137,9 +169,16 @@ class EvalStageConfig(StrictModel, InheritsRollout):
     def _greedy_unless_set(cls, value: Any) -> Any:
         return _with_defaults(value, STAGE_ROLLOUT_DEFAULTS)
 
+    def for_benchmark(self, spec: BenchmarkSpec) -> EvalStageConfig:
+        """This section for one benchmark of `benchmarks` (the list left out: each benchmark's digest,
+        and so its cached evaluation, does not depend on the others)."""
+        limit = spec.limit if spec.limit is not None else self.limit
+        return self.model_copy(update={"benchmark": spec.name, "limit": limit, "benchmarks": []})
+
     def for_checkpoint(
         self, data_path: str, model_dir: str, save_path: str, rewards: RewardConfig, sandbox: SandboxConfig,
         min_pixels: int, max_pixels: int, device: str = "auto", rollout: RolloutSettings | None = None,
+        data_source: str = "",
     ) -> EvalConfig:
         """The harness config for one checkpoint. `rollout`: the inherited loop settings (the profile's
         section or `profile.rollout_for("evaluation")`); this section's overrides are applied to them."""
@@ -147,5 +186,6 @@ class EvalStageConfig(StrictModel, InheritsRollout):
             benchmark=self.benchmark, data_path=data_path, model_dir=model_dir, save_path=save_path,
             samples=self.samples, rollout=self.rollout_settings(rollout), num_workers=self.num_workers,
             limit=self.limit, use_judge=self.use_judge, rewards=rewards, sandbox=sandbox, device=device,
-            min_pixels=min_pixels, max_pixels=max_pixels, write_viewer=self.write_viewer,
+            min_pixels=min_pixels, max_pixels=max_pixels, write_viewer=self.write_viewer, prompt=self.prompt,
+            data_source=data_source,
         )

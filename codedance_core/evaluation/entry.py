@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,48 +35,56 @@ def run_evaluation(config: EvalConfig, show_progress: bool = True, engine: Engin
 
     A local checkpoint runs in-process with transformers, or with vLLM when `engine` says so (a GPU
     worker of the paper profile); served models are reached over HTTP."""
+    return run_evaluations([config], show_progress, engine)[0]
+
+
+def run_evaluations(configs: Sequence[EvalConfig], show_progress: bool = True, engine: EngineConfig | None = None):
+    """`run_evaluation` for several benchmarks of the same model, one after the other, with the engine
+    (and a local checkpoint's weights) built once; the configs differ only in what they evaluate."""
     from codedance_core.evaluation.runner import EvalRunner
 
-    if config.model_dir and engine is not None and engine.kind == "vllm":
+    first = configs[0]
+    if first.model_dir and engine is not None and engine.kind == "vllm":
         from codedance_core.engines.vllm import VLLMEngine
         from codedance_core.models.images import pixel_bounds
 
-        served = VLLMEngine.from_config(engine.model_copy(update={"model": config.model_dir}))
-        name = config.model_name or Path(config.model_dir).name
-        runner = EvalRunner(config, served, name, pixel_bounds=pixel_bounds(served.image_processor),
-                            show_progress=show_progress, batched=True)
+        served = VLLMEngine.from_config(engine.model_copy(update={"model": first.model_dir}))
+        name = first.model_name or Path(first.model_dir).name
         try:
-            return run_bounded(run_locked(runner))
+            return [
+                run_bounded(run_locked(EvalRunner(config, served, name, pixel_bounds=pixel_bounds(served.image_processor),
+                                                  show_progress=show_progress, batched=True)))
+                for config in configs
+            ]
         finally:
             served.close()
-    if config.model_dir:
+    if first.model_dir:
         from codedance_core.engines.hf import HFEngine
         from codedance_core.models import load_model_bundle
         from codedance_core.models.images import pixel_bounds
 
-        bundle = load_model_bundle(config.model_dir, device=config.device)
-        name = config.model_name or Path(config.model_dir).name
+        bundle = load_model_bundle(first.model_dir, device=first.device)
+        name = first.model_name or Path(first.model_dir).name
         local = HFEngine(bundle)
-        runner = EvalRunner(
-            config,
-            local,
-            name,
-            bundle=bundle,
-            pixel_bounds=pixel_bounds(bundle.image_processor),
-            show_progress=show_progress,
-        )
         try:
-            return run_bounded(run_locked(runner))
+            return [
+                run_bounded(run_locked(EvalRunner(config, local, name, bundle=bundle,
+                                                  pixel_bounds=pixel_bounds(bundle.image_processor),
+                                                  show_progress=show_progress)))
+                for config in configs
+            ]
         finally:
             local.close()
     from codedance_core.engines.openai import OpenAIEngine
 
-    remote = OpenAIEngine(config.api_urls, model=config.model_name, concurrency=config.num_workers)
+    remote = OpenAIEngine(first.api_urls, model=first.model_name, concurrency=first.num_workers)
 
     async def go():
         try:
-            name = config.model_name or await served_model_name(config.api_urls[0])
-            return await run_locked(EvalRunner(config, remote, name, show_progress=show_progress))
+            name = first.model_name or await served_model_name(first.api_urls[0])
+            return [
+                await run_locked(EvalRunner(config, remote, name, show_progress=show_progress)) for config in configs
+            ]
         finally:
             await remote.aclose()
 

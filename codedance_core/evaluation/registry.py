@@ -19,6 +19,7 @@ from typing import Any, Literal
 from codedance_core.agent.items import item_from_eval_row, item_from_rl_row
 from codedance_core.agent.trajectory import RolloutItem
 from codedance_core.data.quarantine import NoValidRowsError
+from codedance_core.evaluation.layouts import check_layout, with_original_prompt
 from codedance_core.evaluation.loaders import (
     BenchmarkFormatError,
     ColumnHints,
@@ -42,7 +43,9 @@ class Benchmark:
     name: str
     expects: str
     data_source: str
-    scorer: str | None = None  # an AnswerKind value; None: the reward config's choice for the data_source
+    # An AnswerKind value or a benchmark's own rule (rewards/benchmark_rules.py: its authors' scoring);
+    # None: the reward config's choice for the data_source.
+    scorer: str | None = None
     layout: Layout = "eval"
     hints: ColumnHints = field(default_factory=ColumnHints)
     folder_file: str | None = None  # a folder is accepted: this file inside it holds the rows
@@ -78,15 +81,15 @@ def _entries() -> list[Benchmark]:
             "V*Bench folder holding test_questions.jsonl (image path relative to the folder, "
             "text, label, category), or its VLMEvalKit TSV",
             "vstar",
-            scorer="choice",
+            scorer="vstar",
             hints=ColumnHints(question=("text", "question"), answer=("label", "answer")),
             folder_file="test_questions.jsonl",
         ),
         Benchmark(
-            "hrbench_4k", "HR-Bench 4K: " + TSV_LAYOUT + " (hr_bench_4k.tsv)", "hrbench_4k", scorer="choice"
+            "hrbench_4k", "HR-Bench 4K: " + TSV_LAYOUT + " (hr_bench_4k.tsv)", "hrbench_4k", scorer="hrbench"
         ),
         Benchmark(
-            "hrbench_8k", "HR-Bench 8K: " + TSV_LAYOUT + " (hr_bench_8k.tsv)", "hrbench_8k", scorer="choice"
+            "hrbench_8k", "HR-Bench 8K: " + TSV_LAYOUT + " (hr_bench_8k.tsv)", "hrbench_8k", scorer="hrbench"
         ),
         Benchmark(
             "countbench",
@@ -106,32 +109,35 @@ def _entries() -> list[Benchmark]:
             "chartqa",
             "ChartQA parquet (image, query, label)",
             "chartqa",
-            scorer="relaxed_numeric",
+            scorer="chartqa",
             hints=ColumnHints(question=("query", "question"), answer=("label", "answer")),
         ),
         Benchmark(
             "mathvista",
             "MathVista parquet (question, decoded_image or image, choices, answer), or its TSV",
             "mathvista",
-            hints=ColumnHints(metadata=("question_type", "answer_type", "task", "category")),
+            scorer="mathvista",
+            hints=ColumnHints(metadata=("question_type", "answer_type", "precision", "unit", "task", "category")),
         ),
         Benchmark(
             "mathverse",
             "MathVerse parquet (question, image, answer, question_type), or its TSV",
             "mathverse",
+            scorer="mathverse",
             hints=ColumnHints(question=("question", "query_wo")),
         ),
         Benchmark(
             "mathvision",
             "MathVision parquet (question, options, decoded_image or image, answer), or its TSV",
             "mathvision",
+            scorer="mathvision",
             hints=ColumnHints(metadata=("level", "subject")),
         ),
         Benchmark(
             "wemath",
             "WeMath: " + TSV_LAYOUT + ", or its parquet (question, option, answer, image_path)",
             "wemath",
-            scorer="choice",
+            scorer="wemath",
         ),
     ]
 
@@ -168,15 +174,21 @@ def load_items(
     *,
     limit: int | None = None,
     data_source: str = "",
+    prompt: str = "original",
 ) -> list[RolloutItem | LoadFailure]:
-    """The benchmark's items in file order (at most `limit`); bad rows as LoadFailure."""
+    """The benchmark's items in file order (at most `limit`); bad rows as LoadFailure.
+
+    `prompt`: "original" (the original evaluation script's prompt for every row) or "row" (a row's
+    own prompt where it has one); a file in no layout the benchmark reads is refused (layouts.py)."""
     source = data_file(benchmark, Path(path))
     images = ImageResolver(source.parent)
     loaded: list[RolloutItem | LoadFailure] = []
     columns: dict[str, None] = {}
     for index, row in _limited(read_table(source), limit):
+        if index == 0:
+            check_layout(benchmark, str(source), row)
         columns.update(dict.fromkeys(row))
-        loaded.append(_load_one(benchmark, row, index, images, min_pixels, max_pixels, data_source))
+        loaded.append(_load_one(benchmark, row, index, images, min_pixels, max_pixels, data_source, prompt))
     if not loaded:
         raise BenchmarkFormatError(f"{source}: no rows; {benchmark.name} expects {benchmark.expects}")
     failures = [item for item in loaded if isinstance(item, LoadFailure)]
@@ -202,6 +214,7 @@ def _load_one(
     min_pixels: int,
     max_pixels: int,
     data_source: str,
+    prompt: str = "original",
 ) -> RolloutItem | LoadFailure:
     source_name = data_source or str(row.get("data_source") or benchmark.data_source or "eval")
     try:
@@ -211,6 +224,8 @@ def _load_one(
             item = item_from_rl_row(resolved, index, min_pixels, max_pixels, images=encoded)
             if data_source:
                 item.data_source = data_source
+            if prompt == "original":
+                item = with_original_prompt(item)
         else:
             eval_row = to_eval_row(row, index, source_name, images, benchmark.hints)
             encoded = _encoded_images(eval_row, min_pixels, max_pixels)

@@ -46,6 +46,7 @@ def output_paths(save_path: Path, model: str, dataset: str) -> dict[str, Path]:
         "stats": save_path / f"stats_{stem}.json",
         "viewer": save_path / f"viewer_{stem}.html",
         "plot": save_path / f"plot_{stem}.png",
+        "predictions": save_path / f"predictions_{stem}.tsv",
         "images": save_path / f"images_{stem}",
     }
 

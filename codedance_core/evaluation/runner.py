@@ -26,10 +26,12 @@ from typing import Any
 
 from codedance_core.agent.rollout import Rollout
 from codedance_core.agent.trajectory import RolloutItem, Trajectory
+from codedance_core.chat_format.prompts import PROMPT_VERSION
 from codedance_core.config.agent import RolloutConfig
 from codedance_core.config.evaluation import EvalConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.engines.base import GenerationEngine
+from codedance_core.evaluation.predictions import write_predictions
 from codedance_core.evaluation.registry import Benchmark, LoadFailure, dataset_name, get_benchmark, load_items
 from codedance_core.evaluation.results import (
     ResultFile,
@@ -128,12 +130,13 @@ class EvalRunner:
             *self.pixel_bounds,
             limit=self.config.limit,
             data_source=self.config.data_source,
+            prompt=self.config.prompt,
         )
         dataset = dataset_name(self.benchmark, Path(self.config.data_path), self.config.data_source)
         self.paths = output_paths(Path(self.config.save_path), self.model_name, dataset)
         self.results = ResultFile(self.paths["result"])
         wanted = {key for item in loaded for key in item_keys(item, self.config.samples)}
-        done = scored_keys(self.results.load()) & wanted
+        done = scored_keys(self._same_prompt(self.results.load())) & wanted
         pending = [item for item in loaded if not set(item_keys(item, self.config.samples)) <= done]
         self._write_load_failures([item for item in pending if isinstance(item, LoadFailure)], done)
         items = [item for item in pending if isinstance(item, RolloutItem)]
@@ -145,6 +148,10 @@ class EvalRunner:
         rows = self._final_rows(loaded)
         stats = self._write_reports(rows, dataset)
         return EvalOutputs(self.paths, stats, rows, ran=len(items) * self.config.samples, skipped=len(done))
+
+    def _same_prompt(self, written: dict) -> dict:
+        """Rows written with another prompt choice are not this run's: they are done again."""
+        return {key: row for key, row in written.items() if row.get("prompt", self.config.prompt) == self.config.prompt}
 
     # -- rolling out and scoring ------------------------------------------------------------------
     async def _run_items(self, items: list[RolloutItem], done: set) -> None:
@@ -180,12 +187,12 @@ class EvalRunner:
             if (trajectory.item.item_id, trajectory.sample_index) in done:
                 continue
             images = write_images(trajectory, self.paths["images"], self.paths["result"].parent)
-            rows.append(trajectory_row(trajectory, score, images, self.model_name))
+            rows.append({**trajectory_row(trajectory, score, images, self.model_name), "prompt": self.config.prompt})
         return rows
 
     def _write_load_failures(self, failures: list[LoadFailure], done: set) -> None:
         rows = [
-            row
+            {**row, "prompt": self.config.prompt}
             for failure in failures
             for row in failure_row(failure, self.model_name, self.config.samples)
             if (row["item_id"], row["sample_index"]) not in done
@@ -207,7 +214,10 @@ class EvalRunner:
         stats = run_stats(rows, self.config.bootstrap_resamples)
         stats = {"model": self.model_name, "dataset": dataset, "benchmark": self.benchmark.name, **stats}
         stats["not_judged"] = not_judged_items(rows)
+        stats["prompt"] = self.config.prompt
+        stats["prompt_version"] = PROMPT_VERSION
         self.paths["stats"].write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+        write_predictions(rows, self.paths["predictions"])
         if self.config.write_viewer:
             from codedance_core.evaluation.plots import plot_accuracy
             from codedance_core.evaluation.viewer import write_viewer

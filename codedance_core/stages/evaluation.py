@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from codedance_core.config.agent import RolloutSettings
-from codedance_core.config.evaluation import EvalStageConfig
+from codedance_core.config.evaluation import BenchmarkSpec, EvalStageConfig
 from codedance_core.config.model import EngineConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
@@ -25,8 +25,9 @@ from codedance_core.stages.launch import LaunchPlan
 from codedance_core.stages.results import Evaluation
 from codedance_core.storage import ArtifactRef, ArtifactStore, is_remote
 
-# What of an evaluation's results folder goes to MLflow: the viewer, the plot and the stats.
-LOGGED_SUFFIXES = (".html", ".png", ".json")
+# What of an evaluation's results folder goes to MLflow: the viewer, the plot, the stats and the
+# VLMEvalKit-style predictions.
+LOGGED_SUFFIXES = (".html", ".png", ".json", ".tsv")
 
 
 def evaluation_plan(config: EvalStageConfig, engine: EngineConfig) -> LaunchPlan:
@@ -94,6 +95,40 @@ def evaluate_worker(call: EvalCall) -> tuple[dict[str, Any], ArtifactRef]:
 
 
 def _local_copy(store: ArtifactStore, ref: ArtifactRef, folder: Path) -> str:
-    local = folder / "data.parquet"
+    """A local copy of a stored benchmark: a file under its own name (its suffix says how to read
+    it), or a folder (V*Bench's)."""
+    name = ref.uri.rstrip("/").rsplit("/", 1)[-1]
+    if not Path(name).suffix:
+        return str(store.local_directory(ref))
+    local = folder / name
     local.write_bytes(store.read_bytes(ref.uri))
     return str(local)
+
+
+def benchmark_ref(store: ArtifactStore, spec: BenchmarkSpec) -> ArtifactRef:
+    """A benchmark's file or folder as an artifact of the store (by content digest, so evaluations
+    of it are cached on what it holds, not on where it lies)."""
+    from codedance_core.evaluation.multi import local_benchmark
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(local_benchmark(spec.path, Path(tmp)))
+        relpath = f"benchmarks/{spec.name}/{local.name}"
+        return store.write_directory(relpath, local) if local.is_dir() else store.write_bytes(relpath, local.read_bytes())
+
+
+def summarize_benchmarks(store: ArtifactStore, evaluations: list[Evaluation], label: str) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The summary table of one checkpoint's evaluations (evaluation/summary.py), written to the store
+    and to a local folder (for MLflow); returns it and the local files."""
+    from codedance_core.evaluation.summary import build_summary, summary_entry, write_summary
+
+    entries = []
+    for evaluation in evaluations:
+        folder = store.local_directory(evaluation.results)
+        files = {path.name.split("_", 1)[0]: path for path in folder.glob("*") if path.is_file()}
+        entries.append(summary_entry(evaluation.stats, files))
+    model = str(evaluations[0].stats.get("model", label)) if evaluations else label
+    summary = build_summary(model, str(evaluations[0].stats.get("prompt", "")) if evaluations else "", entries)
+    folder = Path(tempfile.mkdtemp(prefix="codedance-summary-"))
+    paths = write_summary(summary, folder)
+    store.write_directory(f"eval/summary-{label}-{evaluations[0].model.short_digest if evaluations else 'none'}", folder)
+    return summary, paths

@@ -43,7 +43,7 @@ def test_a_file_whose_columns_are_all_wrong_is_an_error_not_zero_percent(tiny_mo
         run_evaluation(config, show_progress=False)
     message = str(error.value)
     assert str(data) in message and "columns found: prompt_text, solution" in message
-    assert "columns expected:" in message and "answer: one of answer/label" in message
+    assert "layouts known:" in message and "answer: one of answer/label" in message
     assert not list((tmp_path / "out").glob("stats_*"))  # no report of 0.0%
 
 
@@ -107,3 +107,34 @@ def test_a_second_run_on_the_same_outputs_is_refused_naming_the_first(
     with FileLock(lock_path), pytest.raises(LockHeldError, match=holder):  # the first run, still writing
         asyncio.run(run_locked(runner, wait_s=0.2))
     assert not list((tmp_path / "out").glob("result_*.jsonl"))  # the refused run wrote nothing
+
+
+def test_rl_rows_get_the_original_prompt_by_default_and_their_own_on_request(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    from codedance_core.chat_format.prompts import get_prompts
+
+    from .conftest import png_bytes
+
+    row = {
+        "data_source": "suite_count", "ability": "count",
+        "prompt": [{"role": "system", "content": "own system"}, {"role": "user", "content": "<image>\nCount."}],
+        "images": [{"bytes": png_bytes(), "path": None}],
+        "reward_model": {"style": "rule", "ground_truth": "4"},
+        "extra_info": {"index": 0, "question": "Count."},
+    }
+    data = tmp_path / "rl.parquet"
+    pl.DataFrame([row]).write_parquet(data)
+
+    def run(prompt: str):
+        config = EvalConfig(benchmark="parquet", data_path=str(data), model_dir=str(tiny_model_dir), prompt=prompt,
+                            save_path=str(tmp_path / "out"), rollout={"max_turns": 1, "max_new_tokens": 4},
+                            write_viewer=False)
+        return run_evaluation(config, show_progress=False)
+
+    own = run("row")
+    assert own.stats["prompt"] == "row" and own.rows[0]["prompt"] == "row"
+    assert own.rows[0]["conversation"][0]["content"] == "own system"
+    original = run("original")  # same files: the row written with the other prompt is done again
+    assert original.ran == 1 and original.stats["prompt"] == "original"
+    assert original.rows[0]["conversation"][0]["content"] == get_prompts().system

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from codedance_core.agent.items import item_from_eval_row
-from codedance_core.chat_format.prompts import get_prompts
+from codedance_core.chat_format.prompts import get_prompts, original_prompt
 from codedance_core.evaluation.loaders import BenchmarkFormatError
 from codedance_core.evaluation.registry import BENCHMARKS, LoadFailure, get_benchmark, load_items
 
@@ -50,27 +50,34 @@ def test_eval_layout_parquet_becomes_items_with_our_prompt(tmp_path) -> None:
     assert item.images[0].size == (224, 224)
 
 
-def test_rl_layout_rows_keep_their_own_prompt(tmp_path) -> None:
-    row = {
+def rl_row(extra_info: dict, user: str = "<image>\nCount.") -> dict:
+    return {
         "data_source": "suite_count",
         "ability": "count",
-        "prompt": [
-            {"role": "system", "content": "own system"},
-            {"role": "user", "content": "<image>\nCount."},
-        ],
+        "prompt": [{"role": "system", "content": "own system"}, {"role": "user", "content": user}],
         "images": [{"bytes": png_bytes(), "path": None}],
         "reward_model": {"style": "rule", "ground_truth": "4"},
-        "extra_info": {"split": "test", "index": 7, "question": "Count."},
+        "extra_info": extra_info,
     }
+
+
+def test_rl_layout_rows_get_the_original_scripts_prompt_unless_the_rows_own_is_asked_for(tmp_path) -> None:
     path = tmp_path / "suite_test.parquet"
-    pl.DataFrame([row]).write_parquet(path)
+    pl.DataFrame([rl_row({"split": "test", "index": 7, "question": "Count."})]).write_parquet(path)
     for name in ("suite", "parquet"):  # 'parquet' recognises the RL layout by its columns
         [item] = load_items(get_benchmark(name), path, *BOUNDS)
-        assert (
-            item.item_id == "suite_count:7"
-            and item.gold == "4"
-            and item.messages[0]["content"] == "own system"
-        )
+        assert item.item_id == "suite_count:7" and item.gold == "4"
+        assert item.messages == original_prompt("Count.", 1)  # system prompt, image, question, instruction
+        [own] = load_items(get_benchmark(name), path, *BOUNDS, prompt="row")
+        assert own.messages[0]["content"] == "own system" and own.messages[1]["content"] == "<image>\nCount."
+
+
+def test_without_extra_info_question_the_question_is_the_user_turn_without_its_image(tmp_path) -> None:
+    path = tmp_path / "rl.parquet"
+    pl.DataFrame([rl_row({"index": 1}, user="<image>\nHow many dots?")]).write_parquet(path)
+    [item] = load_items(get_benchmark("parquet"), path, *BOUNDS)
+    assert item.question == "How many dots?"
+    assert item.messages[1]["content"] == f"<image>\nHow many dots?\n\n{get_prompts().instruction}"
 
 
 def test_vstar_folder_reads_its_jsonl_and_image_paths(tmp_path) -> None:
