@@ -1,7 +1,11 @@
 """The CodeDance lifecycle as one Prefect flow: a list of steps, each a cached stage task.
 
-    base model -> task suite -> validate -> weak-to-strong filtering -> verified trajectories
-    -> SFT -> evaluate -> RL rounds (GRPO + BAT), each evaluated -> register, promote if better
+    base model -> RL rows -> validate -> weak-to-strong filtering -> verified trajectories
+    -> SFT rows -> SFT -> evaluate -> RL rounds (GRPO + BAT), each evaluated -> register, promote if better
+
+The RL rows are `filter.sources` (the task suite by default; the released CodeDance-RL files in the
+paper profile), the SFT rows `synthesis.sources` (the verified trajectories, plus the released
+CodeDance-SFT rows in the paper profile): several sources are merged into one file in the store.
 
 A rerun with nothing changed is all cache hits; a change to one stage's config (or to the code it
 runs) reruns that stage and what follows. Each stage launches its own work on Ray as its config plans
@@ -14,11 +18,15 @@ runs) reruns that stage and what follows. Each stage launches its own work on Ra
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from prefect import flow
 
+from codedance_core.config.data import SUITE_TRAIN, SYNTHESIZED, DataConfig
 from codedance_core.errors import entry_point
 from codedance_core.stages.plan import print_plan
+from codedance_core.stages.sources import merges, resolve_inputs
+from codedance_core.storage import ArtifactRef
 from flows.common import LifecycleParameters, Steps, announce_registered, flow_run
 from tasks import stages
 
@@ -34,7 +42,8 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
     with flow_run(profile, "lifecycle") as (run, ctx):
         step = Steps(ctx)
         base = step("base model", stages.base_model, profile.model, tiny)
-        train = step("suite: train", stages.suite_split, profile.data, "train")
+        suite_train = {SUITE_TRAIN: lambda: step("suite: train", stages.suite_split, profile.data, "train")}
+        train = rows_from(step, "RL sources", "rl", profile.filter.sources, suite_train, profile.data)
         test = step("suite: test", stages.suite_split, profile.data, "test")
         step("validate train", stages.validate_rows, train, "rl", profile.data)
         step("validate test", stages.validate_rows, test, "rl", profile.data)
@@ -42,7 +51,9 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
         weak = step("weak model", stages.weak_model, profile.filter, train, profile.seed) if tiny is not None else base
         kept = step("weak-to-strong filter", stages.filter_rows, profile.filter, profile.rollout_for("filter"),
                     profile.rewards, profile.sandbox, profile.engine, train, weak).kept
-        sft_rows = step("synthesize trajectories", stages.synthesize, profile.synthesis_config(), kept).rows
+        synthesized = {SYNTHESIZED: lambda: step("synthesize trajectories", stages.synthesize, profile.synthesis_config(),
+                                                 kept).rows}
+        sft_rows = rows_from(step, "SFT sources", "sft", profile.synthesis.sources, synthesized, profile.data)
         policy = step("SFT", stages.train_sft, profile.sft, sft_rows, base).model
         evaluate = (profile.evaluation, profile.rollout_for("evaluation"), profile.rewards, profile.sandbox,
                     profile.engine, profile.pixel_bounds())
@@ -59,6 +70,16 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
         step.report("lifecycle", run.run_id, profile)
         return {"base": base, "train": train, "test": test, "kept": kept, "sft_rows": sft_rows, "policy": policy,
                 "evaluation": latest, "promotion": promotion}
+
+
+def rows_from(step: Steps, name: str, schema: str, sources: list[str], made: dict[str, Callable[[], ArtifactRef]],
+              data: DataConfig) -> ArtifactRef:
+    """A stage's input rows from its sources: what the lifecycle made, as is when it is the only
+    source; else every source merged into one file in the store."""
+    if not merges(sources):
+        return made[sources[0]]()
+    inputs = resolve_inputs(sources, made)
+    return step(name, stages.merge_sources, inputs, schema, data.batch_rows, data.shard_rows)
 
 
 def main() -> None:

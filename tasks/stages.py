@@ -7,6 +7,7 @@ from tasks.common import stage_task
 
 base_model = stage_task(stages.base_model)
 suite_split = stage_task(stages.suite_split)
+merge_sources = stage_task(stages.merge_sources)
 validate_rows = stage_task(stages.validate_rows)
 weak_model = stage_task(stages.weak_model)
 filter_rows = stage_task(stages.filter_rows)

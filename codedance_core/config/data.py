@@ -9,15 +9,21 @@ Two things are configured here and they are kept apart on purpose:
 `DataConfig` bundles both with the sizes of the train and held-out test splits. The split is
 part of every item's seed derivation (see `codedance_core.data.suite.generator`), so the same
 `seed` gives disjoint train and test sets.
+
+Below them: what a stage's `sources` may name (the suite is one source among row files on disk,
+S3 or the Hugging Face hub) and how such a list is checked; `codedance_core.data.sources` reads them.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from codedance_core.config.base import StrictModel
+from codedance_core.config.base import StrictModel, canonical_json
 
 FamilyName = Literal["count", "search", "chart", "math", "direct"]
 SplitName = Literal["train", "test"]
@@ -91,3 +97,101 @@ class DataConfig(StrictModel):
             difficulty=self.difficulty,
             hard_fraction=self.hard_fraction,
         )
+
+
+# -- where a stage's rows come from ---------------------------------------------------------------
+# A source is a URI. Two name what the lifecycle makes itself: the suite's train split, and the
+# trajectories its synthesis stage writes. The rest are row files: a local path (file, folder or
+# glob), `s3://bucket/key` (the same), or `hf://datasets/<org>/<name>@<revision>/<path glob>`.
+SUITE_TRAIN = "suite://train"
+SYNTHESIZED = "stage://synthesize"
+MADE_BY_LIFECYCLE = (SUITE_TRAIN, SYNTHESIZED)
+SOURCE_FORMS = (
+    "a local path, s3://bucket/key, hf://datasets/<org>/<name>@<revision>/<path glob>, "
+    f"{SUITE_TRAIN} or {SYNTHESIZED}"
+)
+_HF_SOURCE = re.compile(r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)@(?P<revision>[^/]+)/(?P<path>.+)$")
+_GLOB_CHARS = ("*", "?", "[")
+
+
+@dataclass(frozen=True)
+class SourceURI:
+    """A parsed source: `scheme` is file, s3, hf, suite or stage; hf sources also name their
+    repository, revision and path glob within it."""
+
+    text: str
+    scheme: str
+    repo: str = ""
+    revision: str = ""
+    path: str = ""
+
+    @property
+    def label(self) -> str:
+        """A short name: the dataset's name on the hub, else the file or folder name."""
+        if self.text == SUITE_TRAIN:
+            return "suite-train"
+        if self.text == SYNTHESIZED:
+            return "synthesized"
+        if self.scheme == "hf":
+            return self.repo.rsplit("/", 1)[-1]
+        parts = [p for p in self.text.split("://", 1)[-1].split("/") if p and not any(c in p for c in _GLOB_CHARS)]
+        return parts[-1].removesuffix(".parquet") if parts else self.text
+
+    @property
+    def is_glob(self) -> bool:
+        return any(char in self.text for char in _GLOB_CHARS)
+
+
+def parse_source(text: str) -> SourceURI:
+    """The parsed source, or ValueError saying which forms a source may take."""
+    if not text.strip():
+        raise ValueError(f"an empty source; a source is {SOURCE_FORMS}")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else "file"
+    if scheme in ("suite", "stage"):
+        if text not in MADE_BY_LIFECYCLE:
+            raise ValueError(f"unknown source {text!r}: the lifecycle makes only {SUITE_TRAIN} and {SYNTHESIZED}")
+        return SourceURI(text, scheme)
+    if scheme == "hf":
+        return _parse_hf(text)
+    if scheme in ("file", "s3"):
+        return SourceURI(text, scheme, path=text)
+    raise ValueError(f"source {text!r} has the unknown scheme {scheme!r}; a source is {SOURCE_FORMS}")
+
+
+def _parse_hf(text: str) -> SourceURI:
+    if not text.startswith("hf://datasets/"):
+        raise ValueError(f"source {text!r}: only datasets are read from the hub (hf://datasets/<org>/<name>@<revision>/<path glob>)")
+    if (found := _HF_SOURCE.match(text)) is None:
+        repo_part = text.removeprefix("hf://datasets/").split("/")
+        if len(repo_part) < 2 or "@" not in "/".join(repo_part[:2]):
+            raise ValueError(
+                f"source {text!r} names no revision: write hf://datasets/<org>/<name>@<revision>/<path glob> "
+                "(a commit, tag or branch; a branch is pinned to its commit when the source is read)"
+            )
+        raise ValueError(f"source {text!r} names no file: add a path glob after the revision, e.g. /data/*.parquet")
+    return SourceURI(text, "hf", repo=found["repo"], revision=found["revision"], path=found["path"])
+
+
+def check_sources(sources: list[str], allowed: tuple[str, ...], role: str) -> list[str]:
+    """Validate a stage's source list: not empty, each parseable and of a kind the stage reads, none twice."""
+    if not sources:
+        raise ValueError(f"no source: {role} needs at least one ({SOURCE_FORMS})")
+    for text in sources:
+        parsed = parse_source(text)
+        if parsed.scheme in ("suite", "stage") and text not in allowed:
+            raise ValueError(f"{text!r} is not a source of {role}; besides row files it takes {' or '.join(allowed) or 'none'}")
+    if repeated := sorted({text for text in sources if sources.count(text) > 1}):
+        raise ValueError(f"sources are repeated: {repeated}")
+    return sources
+
+
+class TakesSources:
+    """A section whose `sources` name its stage's input rows. They are inputs, not settings: what
+    they hold reaches a stage's cache key through the digest of the rows merged from them, so the
+    section's digest leaves the list out (a renamed copy of the same file reruns nothing)."""
+
+    INPUT_FIELDS: ClassVar[set[str]] = {"sources"}
+
+    def digest(self) -> str:
+        payload = canonical_json(self.model_dump(mode="json", exclude=self.INPUT_FIELDS))  # type: ignore[attr-defined]
+        return hashlib.sha256(payload.encode()).hexdigest()

@@ -3,8 +3,10 @@
 The paper published neither k nor the bucket edges, so both are configuration with the defaults
 docs/method.md fixes: k = 8 sampled answers, trivial = pass rate 1.0, hard = pass rate <= 0.25.
 
-How the weak model answers is the profile's `rollout` section with this section's `rollout`
-overrides applied (a weak model without tools: `filter.rollout.max_turns: 1`).
+Which rows are candidates is `sources` (the suite, the released CodeDance-RL files, any row file;
+see `codedance_core.config.data`). How the weak model answers is the profile's `rollout` section
+with this section's `rollout` overrides applied (a weak model without tools:
+`filter.rollout.max_turns: 1`).
 
 Two digests matter for reuse: `scoring_digest()` covers every value that changes which answers
 the weak model gives or how they are scored (the effective loop settings included, and the shard
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from codedance_core.config.agent import InheritsRollout, RolloutOverrides, RolloutSettings
 from codedance_core.config.base import StrictModel, canonical_json
+from codedance_core.config.data import SUITE_TRAIN, TakesSources, check_sources
 from codedance_core.config.model import PIXELS_PER_CELL
 
 # The bucket names a kept row can carry, and the two a row leaves the stage with.
@@ -31,9 +34,15 @@ BUCKET_QUARANTINED = "quarantined"
 BUCKETS = (BUCKET_TRIVIAL, BUCKET_MEDIUM, BUCKET_HARD, BUCKET_QUARANTINED)
 
 
-class FilterConfig(StrictModel, InheritsRollout):
-    """How the weak model answers each candidate and how pass rates become buckets."""
+class FilterConfig(TakesSources, StrictModel, InheritsRollout):
+    """Which rows are candidates, how the weak model answers each and how pass rates become buckets."""
 
+    sources: list[str] = Field(
+        default_factory=lambda: [SUITE_TRAIN],
+        description="The RL rows filtered (the kept ones feed synthesis and RL), merged into one file in the "
+        f"store: {SUITE_TRAIN} (the procedural suite), local paths, s3:// or "
+        "hf://datasets/<org>/<name>@<revision>/<path glob> (e.g. the released CodeDance-RL parquet files).",
+    )
     k: int = Field(8, ge=1, description="Sampled answers of the weak model per item.")
     rollout: RolloutOverrides = Field(
         default_factory=RolloutOverrides,
@@ -64,6 +73,11 @@ class FilterConfig(StrictModel, InheritsRollout):
     cpus: float = Field(1.0, gt=0, description="CPUs of the filter's Ray task.")
     gpus: float = Field(0.0, ge=0, description="GPUs of the filter's Ray task (the weak model's engine runs there).")
 
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, sources: list[str]) -> list[str]:
+        return check_sources(sources, (SUITE_TRAIN,), "filtering")
+
     @model_validator(mode="after")
     def _check_edges(self) -> FilterConfig:
         if self.hard_max_pass_rate >= self.trivial_threshold:
@@ -76,11 +90,10 @@ class FilterConfig(StrictModel, InheritsRollout):
     def scoring_digest(self, inherited: RolloutSettings | None = None) -> str:
         """Digest of the values that decide a shard's scores: this section and the effective loop
         settings. Left out: the bucket edges (buckets are recomputed from pass rates, so changing an
-        edge reuses every scored shard), how long a batch waits and when sandbox processes start
-        (timing, not answers), the task's resources, and the overrides as written (their effect is in
-        the settings)."""
-        fields = self.model_dump(
-            mode="json", exclude={"trivial_threshold", "hard_max_pass_rate", "rollout", "cpus", "gpus"}
-        )
+        edge reuses every scored shard), the sources (the rows' own digest stands for them), how long
+        a batch waits and when sandbox processes start (timing, not answers), the task's resources,
+        and the overrides as written (their effect is in the settings)."""
+        left_out = {"trivial_threshold", "hard_max_pass_rate", "rollout", "cpus", "gpus", *self.INPUT_FIELDS}
+        fields = self.model_dump(mode="json", exclude=left_out)
         loop = self.rollout_settings(inherited).model_dump(mode="json", exclude={"batch_wait_ms", "early_sessions"})
         return hashlib.sha256(canonical_json({**fields, "loop": loop}).encode()).hexdigest()

@@ -2,6 +2,9 @@
 
 Each stage's digest (`profile.stage_digest("data")`) covers only the sections that stage
 reads, so changing the RL learning rate re-runs RL and evaluation, never data synthesis.
+The `sources` of the filter and synthesis sections (the rows those stages and SFT read) are
+inputs, not settings: they enter no digest here, and reach the stages through the content
+digest of the rows merged from them.
 
 The tool loop is configured once, in the `rollout` section; filtering, synthesis, RL and
 evaluation inherit it and change what they need in their own section's `rollout`
@@ -149,7 +152,7 @@ class ProfileConfig(StrictModel):
         loop settings standing for the rollout section."""
         if stage not in STAGE_SECTIONS:
             raise KeyError(f"unknown stage {stage!r}; known: {', '.join(STAGE_SECTIONS)}")
-        values = {name: self._read_by(stage, name).model_dump(mode="json") for name in STAGE_SECTIONS[stage]}
+        values = {name: _settings(self._read_by(stage, name)) for name in STAGE_SECTIONS[stage]}
         payload = canonical_json({"seed": self.seed, "stage": stage, "sections": values})
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -158,3 +161,9 @@ class ProfileConfig(StrictModel):
         if section == "rollout" and stage in ROLLOUT_STAGE_SECTIONS:
             return self.rollout_for(stage)  # type: ignore[arg-type]
         return getattr(self, section)
+
+
+def _settings(section: StrictModel) -> dict[str, Any]:
+    """A section's values less the inputs it names (`sources`): their content reaches a stage's key
+    through the digest of the rows merged from them, not through the config."""
+    return section.model_dump(mode="json", exclude=getattr(section, "INPUT_FIELDS", None))

@@ -12,14 +12,18 @@ and how long an observation may be before it is cut (an SFT row must show the mo
 observations it will see at rollout time). Like the sandbox, rewards and pixels, they come from
 the profile (`ProfileConfig.synthesis_config()` pins every field of `rollout` to the profile's
 effective settings); a config built on its own applies its overrides to the library defaults.
+
+`sources` names the SFT rows SFT trains on: the trajectories written here (stage://synthesize),
+the released CodeDance-SFT rows, or both (see `codedance_core.config.data`).
 """
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from codedance_core.config.agent import InheritsRollout, RolloutOverrides, RolloutSettings
 from codedance_core.config.base import StrictModel
+from codedance_core.config.data import SYNTHESIZED, TakesSources, check_sources
 from codedance_core.config.model import PIXELS_PER_CELL, EngineConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
@@ -52,9 +56,15 @@ class TeacherConfig(StrictModel):
         return self
 
 
-class SynthesisConfig(StrictModel, InheritsRollout):
-    """How RL items become verified SFT trajectories."""
+class SynthesisConfig(TakesSources, StrictModel, InheritsRollout):
+    """How RL items become verified SFT trajectories, and which SFT rows SFT trains on."""
 
+    sources: list[str] = Field(
+        default_factory=lambda: [SYNTHESIZED],
+        description=f"The SFT rows SFT trains on, merged into one file in the store: {SYNTHESIZED} (the "
+        "trajectories this section writes from the filtered rows; without it nothing is synthesised), local "
+        "paths, s3:// or hf://datasets/<org>/<name>@<revision>/<path glob> (e.g. the released CodeDance-SFT rows).",
+    )
     families: list[str] = Field(
         default_factory=lambda: list(PROGRAM_FAMILIES),
         description="Families whose trajectories are written by programs (count, search, chart, math, direct).",
@@ -102,6 +112,11 @@ class SynthesisConfig(StrictModel, InheritsRollout):
         """The loop settings trajectories are written under: the overrides over the library defaults
         (from a profile, the overrides pin every field to the profile's effective settings)."""
         return self.rollout_settings()
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, sources: list[str]) -> list[str]:
+        return check_sources(sources, (SYNTHESIZED,), "SFT")
 
     @model_validator(mode="after")
     def _check(self) -> SynthesisConfig:

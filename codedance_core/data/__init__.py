@@ -4,6 +4,7 @@
 - `images`: encoding and the checks every image passes (bombs rejected from the header);
 - `io`: polars/pyarrow readers and atomic writers through the artifact store;
 - `validate`: `validate_file` streams a file and quarantines each bad row with one reason;
+- `sources`: a stage's sources (local, s3://, hf://datasets/...) found with digests and merged into one file;
 - `suite`: the procedural visual tasks (`codedance data synth`).
 """
 

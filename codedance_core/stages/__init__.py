@@ -5,7 +5,7 @@ artifacts go and where it logs), plans its launch from its config (launch.py) an
 result. The Prefect tasks (tasks/), the `codedance` CLI and the Mini-CodeDance flow all call these
 functions, so a stage runs the same code, on the same resources, from every entry point.
 
-    base_model -> suite_split -> validate_rows -> weak_model -> filter_rows -> synthesize
+    base_model -> suite_split / merge_sources -> validate_rows -> weak_model -> filter_rows -> synthesize
     -> train_sft -> evaluate -> train_rl (rounds) -> evaluate -> register_and_promote
 
 The names resolve lazily (PEP 562): a stage's cache key covers the code its own module reaches
@@ -22,6 +22,7 @@ _SOURCES = {
     "Tracking": "context",
     "base_model": "models",
     "suite_split": "data",
+    "merge_sources": "sources",
     "validate_rows": "data",
     "text_only_copy": "data",
     "weak_model": "filtering",

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from codedance_core.config.data import SUITE_TRAIN, SYNTHESIZED
 from codedance_core.config.profile import ProfileConfig
 from codedance_core.stages.data import SUITE_PLAN, VALIDATE_PLAN
 from codedance_core.stages.evaluation import evaluation_plan
@@ -22,6 +23,7 @@ from codedance_core.stages.launch import LaunchPlan
 from codedance_core.stages.models import base_model_plan
 from codedance_core.stages.ray_address import RayAddress, ray_address_from_env
 from codedance_core.stages.registry import REGISTER_PLAN
+from codedance_core.stages.sources import SOURCES_PLAN, merges
 from codedance_core.stages.synthesis import synthesis_plan
 from codedance_core.stages.training import rl_plan, sft_plan
 from codedance_core.train.memory_plan import MemoryPlan, grpo_memory, sft_memory
@@ -33,18 +35,20 @@ COLUMNS = ("step", "launch", "submitted as", "workers", "gpus", "engine", "memor
 def lifecycle_plan(profile: ProfileConfig, rl_rounds: int = 1) -> list[tuple[str, LaunchPlan]]:
     """(step name, plan) for every step the lifecycle flow runs, in order."""
     tiny = profile.tiny_model if profile.builds_tiny_model else None
-    steps: list[tuple[str, LaunchPlan]] = [
-        ("base model", base_model_plan(tiny)),
-        ("suite: train", SUITE_PLAN),
-        ("suite: test", SUITE_PLAN),
-        ("validate train", VALIDATE_PLAN),
-        ("validate test", VALIDATE_PLAN),
-    ]
+    steps: list[tuple[str, LaunchPlan]] = [("base model", base_model_plan(tiny))]
+    if SUITE_TRAIN in profile.filter.sources:
+        steps.append(("suite: train", SUITE_PLAN))
+    if merges(profile.filter.sources):
+        steps.append(("RL sources", SOURCES_PLAN))
+    steps += [("suite: test", SUITE_PLAN), ("validate train", VALIDATE_PLAN), ("validate test", VALIDATE_PLAN)]
     if tiny is not None:
         steps.append(("weak model", WEAK_MODEL_PLAN))
+    steps.append(("weak-to-strong filter", filter_plan(profile.filter, profile.engine)))
+    if SYNTHESIZED in profile.synthesis.sources:
+        steps.append(("synthesize trajectories", synthesis_plan(profile.synthesis_config())))
+    if merges(profile.synthesis.sources):
+        steps.append(("SFT sources", SOURCES_PLAN))
     steps += [
-        ("weak-to-strong filter", filter_plan(profile.filter, profile.engine)),
-        ("synthesize trajectories", synthesis_plan(profile.synthesis_config())),
         ("SFT", sft_plan(profile.sft)),
         ("evaluate SFT", evaluation_plan(profile.evaluation, profile.engine)),
     ]

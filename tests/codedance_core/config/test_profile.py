@@ -114,3 +114,22 @@ def test_only_loop_stages_have_rollout_settings() -> None:
     with pytest.raises(KeyError, match="runs no tool loop"):
         load_profile("tiny").rollout_for("sft")  # type: ignore[arg-type]
     assert isinstance(load_profile("tiny").rollout_for("rl"), RolloutSettings)
+
+
+def test_the_paper_profile_reads_the_released_sets_and_the_tiny_profile_the_suite() -> None:
+    paper, tiny = load_profile("paper"), load_profile("tiny")
+    assert paper.filter.sources == ["hf://datasets/Peterwatwec/CodeDance-RL@main/data/*.parquet"]
+    assert paper.synthesis.sources == ["hf://datasets/Peterwatwec/CodeDance-SFT@main/**/*.parquet"]
+    assert (tiny.filter.sources, tiny.synthesis.sources) == (["suite://train"], ["stage://synthesize"])
+
+
+def test_changing_the_sources_changes_no_stage_digest() -> None:
+    overrides = ["filter.sources=[suite://train, /data/rl.parquet]", "synthesis.sources=[stage://synthesize, /data/sft]"]
+    assert digests(load_profile("tiny", overrides)) == digests(load_profile("tiny"))
+
+
+def test_a_bad_source_in_a_profile_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"filter\.sources: .*no source"):
+        load_profile("tiny", ["filter.sources=[]"])
+    with pytest.raises(ConfigError, match=r"synthesis\.sources: .*unknown scheme 'ftp'"):
+        load_profile("tiny", ["synthesis.sources=[ftp://host/sft.parquet]"])

@@ -12,6 +12,7 @@ from codedance_core.config import load_profile
 from codedance_core.stages.data import TEXT_ONLY_PLAN
 from codedance_core.stages.models import base_model_plan
 from codedance_core.stages.plan import lifecycle_plan
+from codedance_core.stages.sources import SOURCES_PLAN
 
 CHAIN = Path(__file__).with_name("worker_chain.py")
 
@@ -24,5 +25,5 @@ def test_every_entry_point_runs_in_an_interpreter_without_the_orchestrator(tmp_p
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["orchestrator_modules"] == []
     planned = {plan.entry_point for _, plan in lifecycle_plan(load_profile("tiny")) if plan.kind != "in-process"}
-    planned |= {TEXT_ONLY_PLAN.entry_point, base_model_plan(None).entry_point}
+    planned |= {TEXT_ONLY_PLAN.entry_point, base_model_plan(None).entry_point, SOURCES_PLAN.entry_point}
     assert set(report["ran"]) == planned

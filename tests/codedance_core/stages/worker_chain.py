@@ -28,12 +28,14 @@ sys.meta_path.insert(0, BlockOrchestrator())
 
 def main(store_root: str) -> None:
     from codedance_core.config import load_profile
+    from codedance_core.data.sources import SourceFiles
     from codedance_core.stages.data import TEXT_ONLY_PLAN, DataCall
     from codedance_core.stages.evaluation import EvalCall
     from codedance_core.stages.filtering import FilterCall, WeakModelCall
     from codedance_core.stages.launch import run_entry
     from codedance_core.stages.models import BaseModelCall, base_model_plan
     from codedance_core.stages.plan import lifecycle_plan
+    from codedance_core.stages.sources import SOURCES_PLAN, MergeCall
     from codedance_core.stages.synthesis import SynthesisCall
     from codedance_core.stages.training import RLSections, TrainingCall
 
@@ -54,6 +56,8 @@ def main(store_root: str) -> None:
     train = run(plans["suite: train"], DataCall(profile.data, store_root, "data/train.parquet", split="train"))
     test = run(plans["suite: test"], DataCall(profile.data, store_root, "data/test.parquet", split="test"))
     run(plans["validate train"], DataCall(profile.data, store_root, "quarantine/train.parquet", rows=train))
+    run(SOURCES_PLAN, MergeCall([SourceFiles.of_artifact("suite://train", train)], "rl", store_root,
+                                "data/sources/rl.parquet", 64, 64))
     weak = run(plans["weak model"], WeakModelCall(train, 2, 0, store_root, "models/weak"))
     run(plans["weak-to-strong filter"], FilterCall(
         profile.filter, profile.rollout_for("filter"), profile.rewards, profile.sandbox, profile.engine, train, weak,
