@@ -19,6 +19,8 @@ from pydantic import Field, model_validator
 from codedance_core.config.agent import InheritsRollout, RolloutOverrides
 from codedance_core.config.base import StrictModel
 
+ObservationMode = Literal["reformat", "replay", "keep"]
+
 
 class LoRAConfig(StrictModel):
     """Low-rank adapters on the language model's projections (peft)."""
@@ -117,6 +119,14 @@ class SFTConfig(TrainerSettings):
     )
     log_every: int = Field(1, ge=1, description="Log loss, lr and tokens/s every K optimizer steps.")
     seed: int = Field(0, description="Seed of data order and of every RNG (python, numpy, torch).")
+    observations: ObservationMode = Field(
+        "reformat",
+        description="How tool observations of rows written in another format (the released SFT set's) are "
+        "shown: `reformat` maps their text onto our one formatter's; `replay` re-runs the row's code in the "
+        "sandbox and formats the real result (falling back to `reformat` where the replay does not succeed "
+        "as the original did); `keep` trains on the row's text as is, which then differs from what RL and "
+        "evaluation show (a warning says so).",
+    )
 
 
 class GRPOConfig(TrainerSettings, InheritsRollout):
@@ -171,6 +181,29 @@ class GRPOConfig(TrainerSettings, InheritsRollout):
     filter_equal_reward_groups: bool = Field(
         False, description="Drop groups whose rewards are all equal (they carry no GRPO signal)."
     )
+    dynamic_sampling: bool = Field(
+        False,
+        description="DAPO's dynamic sampling: a step draws further batches of prompts until it holds "
+        "prompts_per_step groups whose rewards are not all equal, and trains on those only (the original: off).",
+    )
+    max_sampling_rounds: int = Field(
+        3, ge=1, description="Dynamic sampling: batches of prompts_per_step prompts one step draws at most; "
+        "when they are spent the step trains on the informative groups found (logged as sampling/cap_hit)."
+    )
+    prompt_order: Literal["shuffle", "buckets_first"] = Field(
+        "shuffle",
+        description="Each epoch's prompt order: a seeded shuffle, or (buckets_first) the same shuffle with the "
+        "rows weak-to-strong filtering put in the medium and hard buckets first, the others (no bucket) after.",
+    )
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="Greedy held-out accuracy every K steps (heldout/* metrics); None: never."
+    )
+    eval_data: str | None = Field(
+        None,
+        description="RL rows (parquet URI: local or s3://) of the held-out evaluation; None: eval_items rows "
+        "of the RL data are held out (a seeded choice) and never trained on.",
+    )
+    eval_items: int = Field(64, ge=1, description="Held-out items evaluated at most (the first ones of eval_data).")
     deterministic_rollout: bool = Field(
         True,
         description="Turns advance in lockstep and engine batches are ordered by content, so a seeded step "

@@ -89,6 +89,8 @@ EXPERIMENT_OVERRIDES: tuple[str, ...] = (
     "tiny_model.pretrain_batch_size=8",
     "grpo.learning_rate=3e-4",  # 1e-3 broke the scripts within 8 steps; 3e-4 kept them
     "grpo.rollout.temperature=0.7",  # at 1.0 only 14% of the cold start's sampled calls ran
+    "grpo.dynamic_sampling=true",  # only groups whose rewards differ carry a gradient
+    "grpo.max_sampling_rounds=3",
     "synthesis.needless_tool_rate=0.6",  # a cold start that over-calls on direct items, for BAT to correct
     "evaluation.write_viewer=false",  # 150 evaluations: the report is what people read
 )
@@ -107,6 +109,7 @@ SMOKE_OVERRIDES: tuple[str, ...] = (
     "grpo.max_steps=1",
     "grpo.prompts_per_step=2",
     "grpo.samples_per_prompt=2",
+    "grpo.max_sampling_rounds=1",
     "grpo.rollout.max_turns=2",
     "rollout.max_new_tokens=64",
     "evaluation.rollout.max_turns=2",

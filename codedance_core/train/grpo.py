@@ -1,11 +1,13 @@
 """GRPO with the BAT reward: roll out, score, update -- one function for a CPU process and Ray workers.
 
 `train_grpo` is the whole RL recipe (docs/method.md §4 and §6). Each step:
-1. takes the next `prompts_per_step` prompts of a seeded per-epoch order (this worker's share);
+1. takes the next `prompts_per_step` prompts of a seeded per-epoch order (this worker's share;
+   with dynamic sampling, further batches until enough groups are informative);
 2. rolls out `samples_per_prompt` trajectories per prompt with the multi-turn tool loop and the
    sandbox, sampling seeded by `seed + step` (see `grpo_rollout` for why that is reproducible);
 3. scores them: accuracy + format + BAT (d(mu) from the group's mean accuracy), group-normalised
-   advantages plus the turn-level correction on each assistant turn's tokens (`grpo_step`);
+   advantages plus the turn-level correction on each assistant turn's tokens, z-normalised over
+   the whole step's batch, every worker's trajectories together (`grpo_step`);
 4. updates the policy with the clipped, token-mean policy-gradient loss (`grpo_loss`).
 
 The engine generates with the current weights: the hf engine shares the trainer's model object,
@@ -16,12 +18,18 @@ update; a colocated vLLM engine (GPU) is refreshed after every update. How the p
 (Ray Train, torchrun) each rolls out and scores its own prompts -- groups never straddle
 workers -- and the token-mean loss is normalised by the global token count, as in SFT.
 
+Which prompts a step draws -- each epoch's order (optionally the filter's medium and hard buckets
+first) and DAPO's dynamic sampling, which draws again until the step holds `prompts_per_step`
+groups whose rewards differ -- is `grpo_sampling`; the greedy held-out accuracy measured every
+`eval_every_steps` steps is `grpo_heldout`.
+
 Logged every step: reward parts, accuracy, tool calls, execution success, d(mu), response
-length, clip fraction, entropy, KL, time split into rollout / scoring / update (metrics.jsonl
-and the callback); a few trajectories as JSON every K steps (`trajectories/`). Checkpoints
-(model, optimizer, scheduler, RNG states, data position) every K steps and at the end; running
-again with the same run directory resumes from the last complete one, exactly on CPU (tested
-with SIGKILL).
+length, clip fraction, entropy, KL, time split into rollout / scoring / update, the sampling's
+figures (`sampling/*`: groups drawn, informative share, prompts consumed) and, at evaluation
+steps, `heldout/*` (metrics.jsonl and the callback); a few trajectories as JSON every K steps
+(`trajectories/`). Checkpoints (model, optimizer, scheduler, RNG states, data position: the
+prompts drawn so far) every K steps and at the end; running again with the same run directory
+resumes from the last complete one, exactly on CPU (tested with SIGKILL).
 """
 
 from __future__ import annotations
@@ -33,24 +41,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from codedance_core.agent.items import item_from_rl_row
-from codedance_core.agent.trajectory import RolloutItem
+from codedance_core.agent.trajectory import RolloutItem, Trajectory
 from codedance_core.config.agent import RolloutSettings
 from codedance_core.config.model import EngineConfig
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.sandbox import SandboxConfig
 from codedance_core.config.train import GRPOConfig
 from codedance_core.rewards.judge import LLMJudge
+from codedance_core.rewards.score import score_trajectories
 from codedance_core.train.checkpoint import (
     MODEL_DIR,
     CheckpointManager,
     DataPosition,
 )
 from codedance_core.train.distributed import DistContext
+from codedance_core.train.grpo_heldout import evaluate_heldout, evaluation_due, heldout_split
 from codedance_core.train.grpo_metrics import batch_metrics, combine_ranks, trajectory_samples
 from codedance_core.train.grpo_rollout import (
     CanonicalOrderEngine,
@@ -61,7 +70,14 @@ from codedance_core.train.grpo_rollout import (
     step_rollout_config,
     sync_vllm_weights,
 )
-from codedance_core.train.grpo_step import Policy, score_batch, update_policy
+from codedance_core.train.grpo_sampling import (
+    Group,
+    PromptSchedule,
+    sample_step,
+    score_groups,
+    total_steps_of,
+)
+from codedance_core.train.grpo_step import Policy, scored_batch, update_policy
 from codedance_core.train.run_start import (
     FINAL_MODEL_DIR,
     MetricsCallback,
@@ -74,6 +90,7 @@ from codedance_core.train.weight_sync import load_buckets, weight_buckets
 
 TRAJECTORY_DIR = "trajectories"
 _RANK_SEED_STRIDE = 1_000_003  # workers sample different streams for different prompts
+_ROUND_SEED_STRIDE = 100_003  # and a step's further draws (dynamic sampling) other streams again
 
 
 @dataclass
@@ -96,29 +113,6 @@ def load_rows(data: str | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for batch in iter_batches(data) for row in batch.to_pylist()]
 
 
-def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
-    """The prompt order of one epoch: a function of (seed, epoch) only, so resume needs no state."""
-    return np.random.default_rng([seed, epoch]).permutation(size)
-
-
-def steps_per_epoch(rows: int, config: GRPOConfig) -> int:
-    if rows < config.prompts_per_step:
-        raise ValueError(f"{rows} prompts cannot fill one step of prompts_per_step={config.prompts_per_step}")
-    return rows // config.prompts_per_step  # the last partial batch is dropped, as verl does
-
-
-def total_steps_of(config: GRPOConfig, rows: int) -> int:
-    return config.max_steps if config.max_steps is not None else config.epochs * steps_per_epoch(rows, config)
-
-
-def step_prompt_indices(config: GRPOConfig, position: DataPosition, rows: int, dist: DistContext) -> list[int]:
-    """This worker's prompts for the step at `position`."""
-    order = epoch_order(config.seed, position.epoch, rows)
-    step_prompts = order[position.batch_in_epoch * config.prompts_per_step :][: config.prompts_per_step]
-    share = config.prompts_per_step // dist.world_size
-    return [int(i) for i in step_prompts[dist.rank * share : (dist.rank + 1) * share]]
-
-
 @dataclass
 class _Run:
     """State of a run shared by the helpers below."""
@@ -139,6 +133,8 @@ class _Run:
     rollout_model: Any = None  # the hf engine's own copy of the weights under ZeRO-3
     weight_sync_bytes: int = 512 << 20
     skipped_rows: int = 0
+    schedule: PromptSchedule | None = None
+    heldout: list[RolloutItem] = field(default_factory=list)  # this run's held-out items (all workers')
 
 
 def train_grpo(
@@ -157,6 +153,7 @@ def train_grpo(
     dist: DistContext | None = None,
     progress: bool = True,
     force: bool = False,
+    eval_data: str | Sequence[dict[str, Any]] | None = None,
 ) -> GRPOResult:
     """Train the policy in `model_dir` with GRPO + BAT on RL rows; resumable from `run_dir`'s checkpoints.
 
@@ -166,6 +163,7 @@ def train_grpo(
     shares the trainer's model, or a synced copy under ZeRO-3) or vllm (GPU, synced each step).
     A resume keeps the settings the run started with -- this config, the effective rollout and the
     rewards: others raise `SettingsMismatchError` unless `force` (see `run_start.RESUMABLE_CHANGES`).
+    `eval_data` (rows or a URI) replaces `config.eval_data` as the held-out rows.
     """
     rollout = config.rollout_settings(rollout)
     if rollout.temperature <= 0:
@@ -181,7 +179,10 @@ def train_grpo(
         bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
         model, checkpoints, resume_dir, run_dir = bundle.model, start.checkpoints, start.resume_dir, start.run_dir
         rows, data_stats = load_prompt_rows(data, run_dir, write=dist.is_main)
+        rows, heldout_rows = heldout_split(config, rows, eval_data if eval_data is not None else config.eval_data)
         run = _setup(config, dist, bundle, model, model_dir, rows, rollout, rewards, sandbox, engine, judge)
+        run.schedule = PromptSchedule(config, rows, dist)
+        run.heldout = _items(run, heldout_rows, range(len(heldout_rows)))
     except BaseException:
         start.close()  # the local copy of a remote checkpoint
         raise
@@ -262,14 +263,14 @@ def _setup(
     )
 
 
-def _items(run: _Run, indices: list[int]) -> list[RolloutItem]:
+def _items(run: _Run, rows: Sequence[dict[str, Any]], indices: Sequence[int]) -> list[RolloutItem]:
     from codedance_core.models.images import pixel_bounds
 
     min_pixels, max_pixels = pixel_bounds(run.policy.bundle.image_processor)
     items = []
     for index in indices:
         try:
-            items.append(item_from_rl_row(run.rows[index], index, min_pixels, max_pixels))
+            items.append(item_from_rl_row(rows[index], index, min_pixels, max_pixels))
         except (ValueError, KeyError, TypeError, OSError):  # a bad row skips its group, never the run
             run.skipped_rows += 1
     return items
@@ -278,19 +279,18 @@ def _items(run: _Run, indices: list[int]) -> list[RolloutItem]:
 def _train_loop(run: _Run, callback: MetricsCallback | None, progress: bool) -> list[dict[str, float]]:
     config, position = run.config, run.position
     history: list[dict[str, float]] = []
-    per_epoch = steps_per_epoch(len(run.rows), config)
     bar = tqdm(total=run.total_steps, initial=position.step, desc="grpo", disable=not (progress and run.dist.is_main))
     while position.step < run.total_steps:
-        metrics, rank_metrics, scored = _step(run)
+        metrics, rank_metrics, scored = _step(run)  # moves the data position past the prompts it drew
         position.step += 1
-        position.batch_in_epoch += 1
-        if position.batch_in_epoch >= per_epoch:
-            position.epoch += 1
-            position.batch_in_epoch = 0
         bar.update(1)
         if position.step % config.trajectories_every == 0 and run.dist.is_main:
             _save_trajectories(run, scored)
-        if position.step % config.log_every == 0 or position.step == run.total_steps:
+        evaluated = bool(run.heldout) and evaluation_due(config, position.step)
+        if evaluated:  # before the checkpoint, so a resumed run never evaluates this step again
+            heldout = _evaluate(run)
+            metrics, rank_metrics = {**metrics, **heldout}, {**rank_metrics, **heldout}
+        if evaluated or position.step % config.log_every == 0 or position.step == run.total_steps:
             history.append(_log(run, metrics, rank_metrics, callback, bar))
         if position.step % config.checkpoint_every == 0 and position.step < run.total_steps:
             _save_checkpoint(run)
@@ -303,16 +303,28 @@ def _step(run: _Run) -> tuple[dict[str, float], dict[str, float], Any]:
     the scored batch."""
     config, dist, position = run.config, run.dist, run.position
     started = time.perf_counter()
-    items = _items(run, step_prompt_indices(config, position, len(run.rows), dist))
-    seed = config.seed + position.step + dist.rank * _RANK_SEED_STRIDE
-    rollout_config = step_rollout_config(run.rollout, config.samples_per_prompt, seed, config.deterministic_rollout)
-    run.policy.model.eval()
-    trajectories, stats = run.runner.rollout(items, rollout_config)
-    if config.deterministic_rollout:
-        trajectories = canonical_group_order(trajectories, config.samples_per_prompt)
-    rolled = time.perf_counter()
-    scored = run.runner.run(
-        score_batch(trajectories, config.samples_per_prompt, run.rewards, run.judge, config.filter_equal_reward_groups)
+    times = dict.fromkeys(("rollout_s", "scoring_s", "engine_s", "sandbox_s"), 0.0)
+
+    def roll(indices: list[int], round_index: int) -> list[Group]:
+        began = time.perf_counter()
+        trajectories, stats = _rollout(run, indices, round_index)
+        rolled = time.perf_counter()
+        inputs = [t.scoring_input() for t in trajectories]
+        scores = run.runner.run(score_trajectories(inputs, run.rewards, run.judge))
+        times["rollout_s"] += rolled - began
+        times["scoring_s"] += time.perf_counter() - rolled
+        times["engine_s"] += stats.engine_s
+        times["sandbox_s"] += stats.sandbox_s
+        return score_groups(trajectories, scores, config.samples_per_prompt, run.rewards)
+
+    assert run.schedule is not None
+    sampled = sample_step(run.schedule, position, config, dist, roll)
+    scoring_started = time.perf_counter()
+    # Dynamic sampling trains on informative groups only: any uninformative one (a worker's
+    # filler) is filtered out of the loss.
+    drop_equal = config.filter_equal_reward_groups or config.dynamic_sampling
+    scored = scored_batch(
+        sampled.trajectories, sampled.scores, config.samples_per_prompt, run.rewards, drop_equal, dist
     )
     scored_at = time.perf_counter()
     with engine_released(run.vllm_engine, run.policy.bundle.model):  # vLLM sleeps, wakes synced
@@ -323,15 +335,38 @@ def _step(run: _Run) -> tuple[dict[str, float], dict[str, float], Any]:
     metrics = {
         **batch_metrics(scored),
         **update,
-        "rollout_s": rolled - started,
-        "scoring_s": scored_at - rolled,
+        **sampled.metrics,
+        **times,
+        "scoring_s": times["scoring_s"] + scored_at - scoring_started,
         "update_s": finished - scored_at,
         "step_s": finished - started,
-        "engine_s": stats.engine_s,
-        "sandbox_s": stats.sandbox_s,
         "skipped_rows": float(run.skipped_rows),
     }
     return combine_ranks(metrics, dist), metrics, scored
+
+
+def _rollout(run: _Run, indices: list[int], round_index: int) -> tuple[list[Trajectory], Any]:
+    """The groups of `indices`, sampled with a seed of the step, this worker and the step's draw."""
+    config, dist = run.config, run.dist
+    items = _items(run, run.rows, indices)
+    seed = config.seed + run.position.step + dist.rank * _RANK_SEED_STRIDE + round_index * _ROUND_SEED_STRIDE
+    rollout_config = step_rollout_config(run.rollout, config.samples_per_prompt, seed, config.deterministic_rollout)
+    run.policy.model.eval()
+    trajectories, stats = run.runner.rollout(items, rollout_config)
+    if config.deterministic_rollout:
+        trajectories = canonical_group_order(trajectories, config.samples_per_prompt)
+    return trajectories, stats
+
+
+def _evaluate(run: _Run) -> dict[str, float]:
+    """Greedy held-out accuracy (`grpo_heldout`), timed."""
+    started = time.perf_counter()
+    run.policy.model.eval()
+    metrics = evaluate_heldout(
+        run.runner, run.heldout, run.rollout, run.rewards, run.judge, run.config.seed,
+        run.config.deterministic_rollout, run.dist,
+    )
+    return {**metrics, "heldout_s": time.perf_counter() - started}
 
 
 def _log(

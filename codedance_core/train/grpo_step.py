@@ -1,7 +1,8 @@
 """One GRPO step after the rollout: score the trajectories, then update the policy on them.
 
 Scoring is the rewards package end to end (accuracy, format, BAT with the group's mean accuracy,
-group-normalised advantages plus the turn-level correction), followed by what only the trainer
+group-normalised advantages plus the turn-level correction, whose z-normalisation uses the
+statistics of the whole batch, all workers' trajectories together), followed by what only the trainer
 decides: which trajectories enter the loss. A trajectory the judge could not grade, a group
 filtered for having all-equal rewards, or a trajectory with no model token stays out.
 
@@ -23,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
 
 from codedance_core.agent.trajectory import Trajectory
 from codedance_core.config.rewards import RewardConfig
 from codedance_core.config.train import GRPOConfig
 from codedance_core.models.inputs import EncodedPrompt
+from codedance_core.rewards.bat import TurnStats, turn_value_stats
 from codedance_core.rewards.judge import LLMJudge
 from codedance_core.rewards.score import (
     BatchRewards,
@@ -55,17 +58,57 @@ class ScoredBatch:
     groups_filtered: int = 0
 
 
+def global_turn_stats(local: TurnStats, dist: DistContext) -> TurnStats:
+    """The turn values' statistics over every worker's trajectories: one all_reduce of (count,
+    sum, sum of squares) when several workers share the batch, `local` alone otherwise. Every rank
+    must call it at the same point of the step (it is a collective)."""
+    if not dist.distributed:
+        return local
+    summed = torch.tensor([local.count, local.total, local.total_sq], dtype=torch.float64, device=dist.device)
+    torch_dist.all_reduce(summed)
+    count, total, total_sq = (float(value) for value in summed.tolist())
+    return TurnStats(count, total, total_sq)
+
+
+def batch_turn_stats(
+    trajectories: Sequence[Trajectory], valid: np.ndarray, config: RewardConfig, dist: DistContext | None
+) -> TurnStats | None:
+    """The statistics the turn-level correction normalises with: over the valid trajectories of the
+    whole batch, all workers together (the original normalised over the batch, not a worker's share)."""
+    if not config.use_turn_level:
+        return None
+    statuses = [t.tool_statuses for t, ok in zip(trajectories, valid, strict=True) if ok]
+    local = turn_value_stats(statuses, config.turn_discount, config.fail_penalty)
+    return global_turn_stats(local, dist or DistContext())
+
+
 async def score_batch(
     trajectories: Sequence[Trajectory],
     group_size: int,
     config: RewardConfig,
     judge: LLMJudge | None = None,
     filter_equal_reward_groups: bool = False,
+    dist: DistContext | None = None,
 ) -> ScoredBatch:
-    """Rewards and advantages of consecutive groups of `group_size` trajectories (one prompt each)."""
+    """Rewards and advantages of consecutive groups of `group_size` trajectories (one prompt each).
+
+    Under several workers (`dist`), each scores its own groups, and the turn-level correction is
+    normalised with statistics gathered from all of them (a collective: every rank calls this)."""
+    scores = await score_trajectories([t.scoring_input() for t in trajectories], config, judge)
+    return scored_batch(trajectories, scores, group_size, config, filter_equal_reward_groups, dist)
+
+
+def scored_batch(
+    trajectories: Sequence[Trajectory],
+    scores: Sequence[TrajectoryScore],
+    group_size: int,
+    config: RewardConfig,
+    filter_equal_reward_groups: bool = False,
+    dist: DistContext | None = None,
+) -> ScoredBatch:
+    """`score_batch` after the scoring: rewards, advantages and which trajectories train, from
+    scores already computed (dynamic sampling scores each draw as it comes). A collective, as above."""
     group_ids = [index // group_size for index in range(len(trajectories))]
-    inputs = [t.scoring_input() for t in trajectories]
-    scores = await score_trajectories(inputs, config, judge)
     rewards = batch_rewards(scores, group_ids, config)
     advantages = batch_token_advantages(
         rewards,
@@ -74,16 +117,22 @@ async def score_batch(
         [t.turn_spans for t in trajectories],
         [len(t.token_ids) for t in trajectories],
         config,
+        batch_turn_stats(trajectories, rewards.valid, config, dist),
     )
     keep = rewards.valid & np.array([sum(t.loss_mask) > 0 for t in trajectories], dtype=bool)
     filtered = 0
     if filter_equal_reward_groups:
         for group in sorted(set(group_ids)):
             members = [i for i, g in enumerate(group_ids) if g == group and rewards.valid[i]]
-            if members and np.ptp(rewards.rewards[members]) == 0:
+            if members and not informative(rewards.rewards[members]):
                 keep[[i for i, g in enumerate(group_ids) if g == group]] = False
                 filtered += 1
     return ScoredBatch(list(trajectories), group_ids, list(scores), rewards, advantages, keep, filtered)
+
+
+def informative(group_rewards: np.ndarray) -> bool:
+    """Whether a group's (valid) rewards differ: all equal, every GRPO advantage is 0."""
+    return group_rewards.size > 1 and bool(np.ptp(group_rewards) > 0)
 
 
 @dataclass

@@ -132,7 +132,8 @@ def train_sft(
         # Under DeepSpeed the weights come back with the engine's own state (`Optimization.load_state`).
         bundle = start.load_bundle(config, model_dir, dist, model_in_checkpoint=not config.deepspeed_stage)
         examples, stats = load_training_examples(
-            Encoder.from_bundle(bundle), data, config.max_length, start.run_dir, write=dist.is_main
+            Encoder.from_bundle(bundle), data, config.max_length, start.run_dir, write=dist.is_main,
+            observations=config.observations,
         )
         model, checkpoints, resume_dir = bundle.model, start.checkpoints, start.resume_dir
         run = _setup_optimization(config, dist, bundle, model, checkpoints, start.run_dir, examples)

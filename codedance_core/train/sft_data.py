@@ -12,8 +12,11 @@ How a row becomes tokens, and why:
 - Labels are the body's tokens (end-of-turn token included: the model must learn to stop);
   everything else -- system, user, tool observations, headers -- is -100.
 - Each `<image>` marker, in order over the conversation, takes the next image of the row; a tool
-  observation that already carries its `<tool_response>` wrapping (our observation formatter
-  writes it) is rendered as the plain user turn the template would otherwise make of it.
+  observation that already carries its `<tool_response>` wrapping is rendered as the plain user
+  turn the template would otherwise make of it.
+- Observations are first rewritten in the one text RL and evaluation show (`sft_observations`:
+  the original's text reformatted, or its code replayed, as `SFTConfig.observations` says); the
+  choice and what it did are in the data stats.
 - Images are kept encoded until a batch is built (a 30k-row SFT set of decoded images does not
   fit in memory); only their sizes are read here, which fixes their token counts.
 
@@ -37,10 +40,12 @@ from PIL import Image
 from pydantic import ValidationError
 
 from codedance_core.chat_format.messages import content_parts
+from codedance_core.config.train import ObservationMode
 from codedance_core.data.schemas import IMAGE_MARKER, ImageRef, SFTRow
 from codedance_core.models.images import pixel_bounds, resize_for_model
 from codedance_core.models.inputs import EncodedPrompt, encode_text_with_images
 from codedance_core.models.tokenizer import IM_END, IMAGE_PAD
+from codedance_core.train.sft_observations import ObservationRenderer
 
 if TYPE_CHECKING:
     from codedance_core.data.quarantine import Quarantine
@@ -93,6 +98,7 @@ class SFTDataStats:
     tokens: int = 0
     label_tokens: int = 0
     quarantine_file: str | None = None
+    observations: dict[str, Any] | None = None  # how observations were rendered (`ObservationCounts`)
 
     @property
     def quarantined(self) -> int:
@@ -108,6 +114,7 @@ class SFTDataStats:
             "quarantine_file": self.quarantine_file,
             "tokens": self.tokens,
             "label_tokens": self.label_tokens,
+            "observations": self.observations,
         }
 
 
@@ -261,15 +268,19 @@ def build_examples(
     max_length: int,
     base_uri: str | None = None,
     quarantine: Quarantine | None = None,
+    observations: ObservationRenderer | None = None,
 ) -> tuple[list[SFTExample], SFTDataStats]:
     """Examples from rows (dicts are validated as SFTRow), with counts of what was kept; each bad
-    row is counted by reason and, given a `quarantine`, set aside in it with its detail."""
+    row is counted by reason and, given a `quarantine`, set aside in it with its detail. With
+    `observations`, each row's tool observations are rewritten by it first."""
     stats = SFTDataStats()
     examples: list[SFTExample] = []
     for raw in rows:
         stats.rows += 1
         try:
             row = raw if isinstance(raw, SFTRow) else SFTRow.model_validate(raw)
+            if observations is not None:
+                row = observations.render(row, lambda ref: image_bytes(ref, base_uri))
             example = encode_row(encoder, row, max_length, base_uri)
         except (ValidationError, BadSFTRow) as error:
             problem = _problem(error)
@@ -282,6 +293,8 @@ def build_examples(
         stats.truncated += int(example.truncated)
         stats.tokens += len(example)
         stats.label_tokens += example.label_tokens
+    if observations is not None:
+        stats.observations = observations.counts.as_dict()
     return examples, stats
 
 
@@ -296,7 +309,12 @@ def _problem(error: ValidationError | BadSFTRow) -> BadSFTRow:
 
 
 def load_examples(
-    encoder: Encoder, uri: str, max_length: int, batch_rows: int = 256, quarantine: Quarantine | None = None
+    encoder: Encoder,
+    uri: str,
+    max_length: int,
+    batch_rows: int = 256,
+    quarantine: Quarantine | None = None,
+    observations: ObservationRenderer | None = None,
 ) -> tuple[list[SFTExample], SFTDataStats]:
     """Examples from an SFT parquet at any URI, streamed batch by batch (bad rows as in `build_examples`,
     quarantined with the file's own column types)."""
@@ -308,22 +326,32 @@ def load_examples(
             quarantine.schema = source.schema
         batches = source.file.iter_batches(batch_size=batch_rows, use_threads=False)
         rows = (row for batch in batches for row in batch.to_pylist())
-        return build_examples(encoder, rows, max_length, base_uri, quarantine)
+        return build_examples(encoder, rows, max_length, base_uri, quarantine, observations)
 
 
 def load_training_examples(
-    encoder: Encoder, data: str | Iterable[dict[str, Any]], max_length: int, run_dir: Path, write: bool = True
+    encoder: Encoder,
+    data: str | Iterable[dict[str, Any]],
+    max_length: int,
+    run_dir: Path,
+    write: bool = True,
+    observations: ObservationMode = "reformat",
 ) -> tuple[list[SFTExample], SFTDataStats]:
     """The examples of a run's data (a parquet URI or rows); bad rows go to `run_dir`/quarantine.parquet
-    when `write` (the main worker). Raises NoValidRowsError when no row makes an example."""
+    when `write` (the main worker). Observations are rendered as `observations` says (module
+    docstring). Raises NoValidRowsError when no row makes an example."""
     from codedance_core.data.quarantine import QUARANTINE_FILE, NoValidRowsError, Quarantine, columns_of
     from codedance_core.data.validate import expected_columns
 
     quarantine = Quarantine()
-    if isinstance(data, str):
-        examples, stats = load_examples(encoder, data, max_length, quarantine=quarantine)
-    else:
-        examples, stats = build_examples(encoder, data, max_length, quarantine=quarantine)
+    renderer = ObservationRenderer(observations, pixel_bounds=pixel_bounds(encoder.image_processor))
+    try:
+        if isinstance(data, str):
+            examples, stats = load_examples(encoder, data, max_length, quarantine=quarantine, observations=renderer)
+        else:
+            examples, stats = build_examples(encoder, data, max_length, quarantine=quarantine, observations=renderer)
+    finally:
+        renderer.close()
     target = Path(run_dir) / QUARANTINE_FILE
     if write:
         target.unlink(missing_ok=True)  # a resumed run's file is rewritten, never left stale

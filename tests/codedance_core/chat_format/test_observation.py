@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from codedance_core.chat_format.observation import cap, format_observation, format_parse_error
+from codedance_core.chat_format.observation import (
+    cap,
+    format_observation,
+    format_parse_error,
+    is_our_observation,
+    parse_original_observation,
+    reformat_observation,
+)
 
 
 @dataclass
@@ -74,3 +81,54 @@ def test_custom_image_placeholder() -> None:
 def test_parse_error_observation() -> None:
     obs = format_parse_error("<code> block whose ```python fence is not closed")
     assert "could not be run" in obs.text and obs.images == []
+
+
+# -- the original's observation text, mapped onto ours -------------------------------------------
+REFLECT = "\nThink with the tool's result, then answer. Determine if it adequately answers the question."
+
+
+def test_the_originals_stdout_only_maps_to_our_stdout() -> None:
+    training = f"Code execution successful, output:\n(224, 224)\n{REFLECT}"
+    evaluation = "<tool_response>\nOutput:\n(224, 224)\n</tool_response>"
+    ours = format_observation(Outcome(stdout="(224, 224)\n")).text
+    assert reformat_observation(training) == reformat_observation(evaluation) == ours
+    assert parse_original_observation(training).stdout == "(224, 224)"
+
+
+def test_the_originals_error_maps_to_our_error_with_type_message_and_line() -> None:
+    text = (
+        "Output before error:\nstart\n--- Execution Error (Error) ---\nZeroDivisionError: division by zero (line 2)"
+        "\n\nStderr output:\nTraceback (most recent call last): ..."
+    )
+    parsed = parse_original_observation(text)
+    assert (parsed.status, parsed.error_type, parsed.error_message, parsed.error_line) == (
+        "error", "ZeroDivisionError", "division by zero", 2,
+    )
+    expected = Outcome(
+        status="error", stdout="start", error_type="ZeroDivisionError", error_message="division by zero", error_line=2
+    )
+    assert reformat_observation(text) == format_observation(expected).text
+
+
+def test_the_originals_images_keep_their_placeholders_in_order() -> None:
+    text = "<tool_response>\nOutput:\ncropped\nOutput image:\n<image>\nOutput image:\n<image>\n</tool_response>"
+    assert reformat_observation(text) == format_observation(Outcome(stdout="cropped", images=[1, 2])).text
+    assert reformat_observation(text).count("<image>") == 2
+
+
+def test_the_originals_timeout_and_silent_code() -> None:
+    assert reformat_observation("Code execution timed out.", timeout_s=15) == format_observation(
+        Outcome(status="timeout"), timeout_s=15
+    ).text
+    silent = "Code executed successfully. No explicit output or figures produced."
+    assert reformat_observation(silent) == format_observation(Outcome()).text
+
+
+def test_a_printed_header_word_is_output_not_a_section() -> None:
+    assert parse_original_observation("Output:\nOutput: 5\nmore").stdout == "Output: 5\nmore"
+
+
+def test_our_own_observation_is_kept_and_unwrapped() -> None:
+    ours = format_observation(Outcome(stdout="7")).text
+    assert is_our_observation(ours)
+    assert reformat_observation(f"<tool_response>\n{ours}\n</tool_response>") == ours

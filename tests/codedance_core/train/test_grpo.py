@@ -114,6 +114,68 @@ def test_equal_reward_groups_can_be_filtered_out(answering_model_dir, tmp_path):
         assert metrics["kept_fraction"] <= 1 - metrics["groups_filtered"] / 2 + 1e-9
 
 
+def test_dynamic_sampling_trains_on_informative_groups_only(answering_model_dir, tmp_path):
+    seen: list[dict] = []
+    train_grpo(
+        small_config(max_steps=2, dynamic_sampling=True, max_sampling_rounds=3), direct_rows(8),
+        answering_model_dir, tmp_path, rollout=ROLLOUT, sandbox=SANDBOX,
+        metrics_callback=lambda m, s: seen.append(m), progress=False,
+    )
+    consumed = 0.0
+    for metrics in seen:
+        rounds, trained = metrics["sampling/rounds"], metrics["sampling/groups_trained"]
+        assert 1 <= rounds <= 3 and metrics["sampling/prompts_consumed"] == 2 * rounds
+        assert metrics["sampling/groups_drawn"] == 2 * rounds
+        assert metrics["sampling/cap_hit"] == float(trained < 2) and (trained == 2 or rounds == 3)
+        consumed += metrics["sampling/prompts_consumed"]
+        assert metrics["sampling/prompts_total"] == consumed
+        if trained:  # the step's batch is its informative groups: nothing in it is filtered
+            assert metrics["trajectories"] == 4 * trained and metrics["groups_filtered"] == 0
+        else:  # one uninformative group, kept out of the loss
+            assert metrics["trajectories"] == 4 and metrics["kept_fraction"] == 0
+    assert any(m["sampling/groups_trained"] > 0 and m["grad_norm"] > 0 for m in seen)
+
+
+def test_heldout_accuracy_is_logged_every_n_steps(answering_model_dir, tmp_path):
+    seen: list[tuple[int, dict]] = []
+    held_out = direct_rows(9)[6:]
+    train_grpo(
+        small_config(eval_every_steps=2, eval_items=2), direct_rows(6), answering_model_dir, tmp_path,
+        rollout=ROLLOUT, sandbox=SANDBOX, metrics_callback=lambda m, s: seen.append((s, m)), progress=False,
+        eval_data=held_out,
+    )
+    evaluated = [step for step, metrics in seen if "heldout/accuracy" in metrics]
+    assert evaluated == [2]  # steps 2 of 3; not 1 or 3
+    heldout = dict(seen)[2]
+    assert heldout["heldout/items"] == 2 and 0 <= heldout["heldout/accuracy"] <= 1
+    assert 0 <= heldout["heldout/tool_call_rate"] <= 1 and heldout["heldout_s"] > 0
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in logged if "heldout/accuracy" in row] == [2]
+
+
+def test_a_resumed_run_draws_the_same_prompts_and_reaches_the_same_parameters(answering_model_dir, tmp_path):
+    def run(run_dir: Path, steps: int) -> None:
+        train_grpo(
+            small_config(max_steps=steps, dynamic_sampling=True, max_sampling_rounds=3, micro_batch_size=8),
+            direct_rows(8), answering_model_dir, run_dir,
+            rollout=ROLLOUT, sandbox=SANDBOX, progress=False,
+        )
+
+    run(tmp_path / "whole", 4)
+    run(tmp_path / "halves", 2)
+    run(tmp_path / "halves", 4)  # resumes from the checkpoint of step 2
+
+    def drawn(run_dir: Path) -> list[tuple[float, float]]:
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [(row["sampling/prompts_total"], row["sampling/informative_groups"]) for row in rows]
+
+    assert drawn(tmp_path / "halves") == drawn(tmp_path / "whole")
+    assert drawn(tmp_path / "whole")[-1][0] > 8, "no step drew a second batch: the test checks nothing"
+    expected = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    actual = load_file(tmp_path / "halves" / "model" / "model.safetensors")
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
 RUN_SCRIPT = """
 import json, sys, time
 import torch
