@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
 from codedance_core.chat_format.observation import (
+    ParsedExecution,
     cap,
     format_observation,
     format_parse_error,
@@ -16,19 +14,8 @@ from codedance_core.chat_format.observation import (
     reformat_observation,
 )
 
-
-@dataclass
-class Outcome:
-    """A plain record with the fields of the sandbox's ExecResult that the formatter reads."""
-
-    status: str = "ok"
-    stdout: str = ""
-    stderr: str = ""
-    error_type: str | None = None
-    error_message: str | None = None
-    error_line: int | None = None
-    result_repr: str | None = None
-    images: list[Any] = field(default_factory=list)
+# A plain record with the fields of the sandbox's ExecResult that the formatter reads.
+Outcome = ParsedExecution
 
 
 def test_ok_with_output_value_and_images() -> None:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import free_port, require_executable, wait_for_port
+from tests.conftest import free_port, moto_server
 
 CODEDANCE = str(Path(sys.executable).parent / "codedance")
 REPO = Path(__file__).resolve().parents[3]
@@ -184,19 +184,8 @@ def test_an_unreachable_model_server_is_one_line(bad):
 @pytest.fixture(scope="module")
 def checking_s3() -> str:
     """A moto server that checks access keys (the session's own accepts any key)."""
-    port = free_port()
-    server = subprocess.Popen(
-        [require_executable("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as url:
+        yield url
 
 
 def s3_env(endpoint: str, key: str | None = "wrong-key") -> dict[str, str]:
