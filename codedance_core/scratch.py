@@ -52,7 +52,7 @@ def sweep_stale(prefix: str, parent: str | Path | None = None) -> list[Path]:
     removed = []
     for path in parent.glob(glob.escape(prefix) + "*"):
         owner = _OWNER.match(path.name[len(prefix) :])
-        if owner is None or int(owner["namespace"]) != namespace or _alive(int(owner["pid"])):
+        if owner is None or int(owner["namespace"]) != namespace or pid_alive(int(owner["pid"])):
             continue
         try:
             info = path.lstat()
@@ -64,7 +64,8 @@ def sweep_stale(prefix: str, parent: str | Path | None = None) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (of any user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from codedance_core.scratch import pid_alive
+
 LOCK_SUFFIX = ".lock"
 _POLL_S = 0.1
 
@@ -89,16 +91,6 @@ class LockHolder:
     def is_dead_here(self) -> bool:
         """True when the holder ran on this host and its process no longer exists."""
         return self.host == socket.gethostname() and not pid_alive(self.pid)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def lock_uri_for(target: str | Path) -> str:
