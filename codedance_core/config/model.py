@@ -140,6 +140,11 @@ class ModelConfig(StrictModel):
     )
 
 
+# How the hf engine decodes: its own loop over a static KV cache (engines/decode.py) where the model
+# allows, or transformers' `generate` (kept to compare against).
+DecodeLoop = Literal["static", "generate"]
+
+
 class EngineConfig(StrictModel):
     """Which generation backend to use and how it behaves."""
 
@@ -171,6 +176,22 @@ class EngineConfig(StrictModel):
     concurrency: int = Field(32, ge=1, description="Requests in flight at once per engine (HTTP engine).")
     max_batch_size: int = Field(64, ge=1, description="Sequences generated together by a local engine.")
     device: str = Field("auto", description="Device of local engines ('auto', 'cpu', 'cuda', ...).")
+    hf_decode: DecodeLoop = Field(
+        "static",
+        description="hf: 'static' decodes with the engine's own loop over a static KV cache (several times "
+        "faster on small models; used where the model is a Qwen2(.5)-VL), 'generate' with transformers' generate.",
+    )
+    hf_decode_threads: int = Field(
+        1,
+        ge=0,
+        description="hf, static loop on CPU: intra-op threads of the per-token steps (0: torch's setting). One "
+        "thread is fastest for a small model: a step's ops take microseconds each.",
+    )
+    hf_reuse_prefixes: bool = Field(
+        True,
+        description="hf, static loop: keep each conversation's keys and values between its turns (by the "
+        "request's sample_key), so a tool turn prefills only the tool's result.",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Local engines' dtype."
     )

@@ -1,8 +1,12 @@
 """Generation with transformers, in-process, on CPU or GPU: the engine of the tiny profile and the server.
 
 Batches are left-padded (the new tokens of every row line up at the right edge) and sorted by
-length before chunking, so padding stays small. Sampling goes through `model.generate` (it knows
-Qwen2.5-VL's M-RoPE bookkeeping), with two hooks of ours:
+length before chunking, so padding stays small. By default a Qwen2(.5)-VL decodes with the engine's
+own loop over a static KV cache (`decode.py`: the model's forward for the prompt, a short list of
+tensor ops per token; several times faster than `generate` on a small model), and a conversation's
+keys and values are kept between its turns (`prefix_cache.py`), so a tool turn prefills only the
+tool's result. `decode="generate"` (EngineConfig.hf_decode) keeps the `model.generate` path, which
+any other model takes too; it has two hooks of ours:
 - a logits processor that applies temperature and top-p itself, recording log_softmax(logits / T)
   of the step, so the log-prob of the token `generate` then samples is exact and costs one
   (batch,) gather per step instead of keeping (batch, steps, vocab) scores;
@@ -37,7 +41,7 @@ from PIL import Image
 from transformers import GenerationConfig, LogitsProcessor, StoppingCriteria, TopPLogitsWarper
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from codedance_core.config.model import EngineConfig
+from codedance_core.config.model import DecodeLoop, EngineConfig
 from codedance_core.engines.base import (
     Completion,
     GenerationEngine,
@@ -46,6 +50,8 @@ from codedance_core.engines.base import (
     cut_at_stop,
     first_stop,
 )
+from codedance_core.engines.decode import StaticDecoder, supports
+from codedance_core.engines.prefix_cache import PrefixCache
 from codedance_core.models.bundle import ModelBundle, load_model_bundle
 from codedance_core.models.images import ImageDecodeError
 from codedance_core.models.inputs import EncodedPrompt
@@ -196,6 +202,33 @@ class _RecordingWarper(LogitsProcessor):
         return self.top_p(input_ids, scores) if self.top_p is not None else scores
 
 
+class _StopStrings:
+    """Which rows' newest token completes a stop string: a vocabulary lookup first, then a decode
+    of the row's last few generated tokens for the few rows the lookup lets through."""
+
+    def __init__(self, tokenizer, stops: Sequence[str], device: torch.device) -> None:
+        self.tokenizer = tokenizer
+        self.stops = list(stops)
+        self.candidates = stop_candidates(tokenizer, stops).to(device)
+        # A stop string of B bytes fits in the last B tokens (a token is at least one byte).
+        self.window = max(len(stop.encode()) for stop in stops) + 1
+
+    def may_end(self, tokens: torch.Tensor) -> torch.Tensor:
+        known = tokens < self.candidates.shape[0]
+        # a token beyond the tokenizer's vocabulary (padded embedding rows) is checked the slow way
+        return torch.where(known, self.candidates[tokens.clamp(max=self.candidates.shape[0] - 1)], True)
+
+    def ends(self, generated: Sequence[int]) -> bool:
+        """Whether the generated tokens so far end with (contain, in their last tokens) a stop string."""
+        tail = list(generated[-self.window :])
+        return first_stop(self.tokenizer.decode(tail, skip_special_tokens=True), self.stops) is not None
+
+    def ends_rows(self, rows: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+        """`ends` for each row of a (rows, steps) tensor of generated tokens."""
+        tails = generated[:, -self.window :].tolist()
+        return torch.tensor([self.ends(tail) for tail in tails], dtype=torch.bool, device=generated.device)
+
+
 class _TurnEnd(StoppingCriteria):
     """Collects the sampled tokens' log-probs and ends rows on end-of-turn tokens or stop strings."""
 
@@ -205,11 +238,7 @@ class _TurnEnd(StoppingCriteria):
         self.log = log
         self.prompt_width = prompt_width
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long, device=log.finished.device)
-        self.stops = list(stops)
-        self.tokenizer = tokenizer
-        self.may_end = stop_candidates(tokenizer, stops).to(log.finished.device) if stops else None
-        # A stop string of B bytes fits in the last B tokens (a token is at least one byte).
-        self.window = max((len(stop.encode()) for stop in stops), default=0) + 1
+        self.stops = _StopStrings(tokenizer, stops, log.finished.device) if stops else None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
         log = self.log
@@ -218,51 +247,64 @@ class _TurnEnd(StoppingCriteria):
         live = ~log.finished
         log.lengths += live.long()
         ending = live & torch.isin(new_tokens, self.eos_ids)
-        if self.may_end is not None:
-            for row in (live & ~ending & self._may_end(new_tokens)).nonzero().flatten().tolist():
-                ending[row] = self._ends_with_stop(input_ids[row])
+        if self.stops is not None:
+            for row in (live & ~ending & self.stops.may_end(new_tokens)).nonzero().flatten().tolist():
+                start = max(self.prompt_width, input_ids.shape[1] - self.stops.window)
+                ending[row] = self.stops.ends(input_ids[row, start:].tolist())
         log.finished |= ending
         return log.finished.clone()
-
-    def _may_end(self, tokens: torch.Tensor) -> torch.Tensor:
-        known = tokens < self.may_end.shape[0]
-        # a token beyond the tokenizer's vocabulary (padded embedding rows) is checked the slow way
-        return torch.where(known, self.may_end[tokens.clamp(max=self.may_end.shape[0] - 1)], True)
-
-    def _ends_with_stop(self, row_ids: torch.Tensor) -> bool:
-        tail = row_ids[max(self.prompt_width, row_ids.shape[0] - self.window) :].tolist()
-        return first_stop(self.tokenizer.decode(tail, skip_special_tokens=True), self.stops) is not None
 
 
 class HFEngine(GenerationEngine):
     """transformers generation over a loaded `ModelBundle`."""
 
     def __init__(
-        self, bundle: ModelBundle, max_batch_size: int = 64, reuse_image_embeddings: bool = True
+        self,
+        bundle: ModelBundle,
+        max_batch_size: int = 64,
+        reuse_image_embeddings: bool = True,
+        decode: DecodeLoop = "static",
+        decode_threads: int = 1,
+        reuse_prefixes: bool = True,
     ) -> None:
         self.bundle = bundle
         self.max_batch_size = max_batch_size
         self._lock = model_lock(bundle.model)
         self.vision_cache = vision_cache(bundle.model) if reuse_image_embeddings else None
+        # The hand-written loop where it knows the model; `generate` otherwise, or when asked.
+        static = decode == "static" and supports(bundle.model)
+        self.decoder = StaticDecoder(bundle.model, threads=decode_threads) if static else None
+        self.prefixes = (
+            PrefixCache(bundle.model, bundle.image_token_id, max_items=4 * max_batch_size)
+            if self.decoder is not None and reuse_prefixes
+            else None
+        )
 
     @classmethod
     def from_config(cls, config: EngineConfig) -> HFEngine:
         bundle = load_model_bundle(config.model, device=config.device, dtype=config.dtype)
-        return cls(bundle, max_batch_size=config.max_batch_size)
+        return cls(
+            bundle,
+            max_batch_size=config.max_batch_size,
+            decode=config.hf_decode,
+            decode_threads=config.hf_decode_threads,
+            reuse_prefixes=config.hf_reuse_prefixes,
+        )
 
     def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams) -> list[Completion]:
         completions: list[Completion | None] = [None] * len(requests)
-        encoded: list[tuple[int, EncodedPrompt]] = []
+        encoded: list[tuple[int, EncodedPrompt, tuple | None]] = []
         for index, request in enumerate(requests):
             try:
-                encoded.append((index, self._encode(request)))
+                encoded.append((index, self._encode(request), request.sample_key))
             except (ValueError, KeyError, ImageDecodeError) as error:
                 completions[index] = Completion.failed(f"cannot encode request: {error}")
         encoded.sort(key=lambda item: len(item[1].token_ids))
         with self._lock:
             for start in range(0, len(encoded), self.max_batch_size):
                 chunk = encoded[start : start + self.max_batch_size]
-                for (index, _), completion in zip(chunk, self._generate_batch([p for _, p in chunk], params)):
+                prompts, keys = [p for _, p, _ in chunk], [k for _, _, k in chunk]
+                for (index, _, _), completion in zip(chunk, self._generate_batch(prompts, params, keys)):
                     completions[index] = completion
         return [completion for completion in completions if completion is not None]
 
@@ -274,7 +316,11 @@ class HFEngine(GenerationEngine):
         return self.bundle.encode_messages(request.messages, request.images)
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[EncodedPrompt], params: SamplingParams) -> list[Completion]:
+    def _generate_batch(
+        self, prompts: list[EncodedPrompt], params: SamplingParams, keys: Sequence[tuple | None] = ()
+    ) -> list[Completion]:
+        if self.decoder is not None:
+            return self._decode_batch(prompts, params, list(keys) or [None] * len(prompts))
         inputs = self._model_inputs(prompts)
         width = inputs["input_ids"].shape[1]
         log = _StepLog(len(prompts), inputs["input_ids"].device)
@@ -303,6 +349,42 @@ class HFEngine(GenerationEngine):
         new_tokens = output.sequences[:, width:].tolist()
         logprobs = log.row_logprobs()
         return [self._completion(new_tokens[row], logprobs[row], params) for row in range(len(prompts))]
+
+    def _decode_batch(
+        self, prompts: list[EncodedPrompt], params: SamplingParams, keys: list[tuple | None]
+    ) -> list[Completion]:
+        """The batch through the static-cache loop (`decode.py`), seeded as `generate` is; a batch
+        of conversations whose previous turns' keys and values are kept prefills only their new tokens."""
+        assert self.decoder is not None
+        # (item, sample, turn) -> (item, sample): the turns of one conversation share it.
+        conversations = [key[:-1] if key and len(key) > 1 else None for key in keys]
+        continued = keep = None
+        if self.prefixes is not None:
+            continued = self.prefixes.take(conversations, [prompt.token_ids for prompt in prompts])
+            keep = [list(p.token_ids) if key else None for p, key in zip(prompts, conversations, strict=True)]
+        inputs = self._model_inputs(prompts) if continued is None else None
+        stops = _StopStrings(self.bundle.tokenizer, params.stop, self.bundle.device) if params.stop else None
+        with torch.random.fork_rng(devices=self._rng_devices(), enabled=params.seed is not None):
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            decoded = self.decoder.decode(
+                inputs,
+                max_new_tokens=params.max_new_tokens,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                eos_ids=self.bundle.eos_token_ids,
+                may_stop=stops.candidates if stops else None,
+                ends=stops.ends_rows if stops else None,
+                continued=continued,
+                keep=keep,
+            )
+        if self.prefixes is not None:
+            pairs = zip(conversations, decoded.prefixes, strict=True)
+            self.prefixes.put([(key, prefix) for key, prefix in pairs if key is not None and prefix is not None])
+        return [
+            self._completion(tokens, logprobs, params)
+            for tokens, logprobs in zip(decoded.tokens, decoded.logprobs, strict=True)
+        ]
 
     def _model_inputs(self, prompts: list[EncodedPrompt]) -> dict:
         """The collated batch, with the vision tower's outputs in place of pixels when caching:
