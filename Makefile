@@ -58,7 +58,7 @@ lint: setup
 
 # Performance figures (JSON); each script's docstring says what it measures and its targets.
 bench: setup
-	for b in sandbox rollout rewards train data; do echo "== $$b"; $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in sandbox rollout rollout_real rewards train data; do echo "== $$b"; $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 # Mini-CodeDance: the paper's claims in miniature (5 arms x 3 seeds; report in docs/mini-codedance).
 mini: setup
