@@ -99,7 +99,7 @@ def run_seed(config: MiniConfig, seed: int, base: Any, step: Steps, parent: Stag
                 start = policy(ARMS["tool_sft"]).model
                 trained[arm.name] = step(f"seed {seed}: {arm.name}", stages.train_rl, profile.grpo,
                                          profile.rollout_for("rl"), arm.rewards(profile.rewards), profile.sandbox,
-                                         profile.engine, 1, train, start, ctx=actx)
+                                         profile.engine, 1, train, start, test, ctx=actx)
         return trained[arm.name]
 
     results = []

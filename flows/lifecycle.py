@@ -60,7 +60,7 @@ def lifecycle(params: LifecycleParameters | None = None) -> dict:
         latest = step("evaluate SFT", stages.evaluate, *evaluate, policy, test, "sft")
         for index in range(1, params.rl_rounds + 1):
             policy = step(f"RL round {index}", stages.train_rl, profile.grpo, profile.rollout_for("rl"), profile.rewards,
-                          profile.sandbox, profile.engine, index, kept, policy).model
+                          profile.sandbox, profile.engine, index, kept, policy, test).model
             latest = step(f"evaluate RL {index}", stages.evaluate, *evaluate, policy, test, f"rl-{index}")
         promotion = step("register + promote", stages.register_and_promote, latest, profile.registry_name,
                          profile.evaluation.promote_metric, profile.name)

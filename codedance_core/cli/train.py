@@ -92,7 +92,7 @@ def rl(
         memory = grpo_memory(profile.grpo, profile.engine, _shape(profile, model), sections[1].max_context_tokens)
         _print_plan(rl_plan(profile.grpo, profile.engine), shown, memory, as_json)
         return
-    trained = _refused_early(lambda: train_rl(*sections, 1, *_inputs(data, model, "rl"),
+    trained = _refused_early(lambda: train_rl(*sections, 1, *_inputs(data, model, "rl"), None,
                                               _context(profile, store, tracking_uri, as_json), force=force))
     _finish("GRPO", trained, out, store or profile.store.root, as_json)
 

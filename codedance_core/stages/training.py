@@ -95,22 +95,29 @@ def train_sft(
 @stage("rl")
 def train_rl(
     grpo: GRPOConfig, rollout: RolloutSettings, rewards: RewardConfig, sandbox: SandboxConfig, engine: EngineConfig,
-    round_index: int, data: ArtifactRef, model: ArtifactRef, ctx: StageContext, force: bool = False,
+    round_index: int, data: ArtifactRef, model: ArtifactRef, heldout: ArtifactRef | None, ctx: StageContext,
+    force: bool = False,
 ) -> TrainedModel:
     """One RL round (GRPO + BAT) starting from `model` on the RL rows. Its output and checkpoints
     are named by everything that shapes what it learns (the grpo, rollout and reward sections), so
     two arms differing only in their reward (BAT or not) never share checkpoints; the sandbox and
-    engine sections are how it runs, and a rerun with other such settings resumes."""
+    engine sections are how it runs, and a rerun with other such settings resumes.
+
+    `heldout`: rows the policy is evaluated on every `grpo.eval_every_steps` steps (e.g. the test
+    split); None: `grpo.eval_data`, or else `grpo.eval_items` RL rows held out of training."""
     refuse_what_cannot_fit(grpo.gpus_per_worker,
                            lambda shape: grpo_memory(grpo, engine, shape, rollout.max_context_tokens), model, ctx)
-    learning = hashlib.sha256(f"{grpo.digest()}:{rollout.digest()}:{rewards.digest()}".encode()).hexdigest()
+    heldout = heldout if grpo.eval_every_steps is not None else None
+    evaluated_on = heldout.digest if heldout is not None else ""
+    learning = hashlib.sha256(f"{grpo.digest()}:{rollout.digest()}:{rewards.digest()}:{evaluated_on}".encode()).hexdigest()
     out = f"models/rl-{round_index}-{data.short_digest}-{model.short_digest}-{learning[:8]}"
     params = {"round": round_index, "grpo": grpo.model_dump(mode="json"), "rollout": rollout.model_dump(mode="json"),
               "rewards": rewards.model_dump(mode="json")}
     name = f"rl-round-{round_index}"
-    with ctx.stage_run(name, params=params, inputs={"rl-data": data, "policy": model}) as run:
+    inputs = {"rl-data": data, "policy": model, **({"heldout": heldout} if heldout is not None else {})}
+    with ctx.stage_run(name, params=params, inputs=inputs) as run:
         call = TrainingCall(grpo, data, model, ctx.store_root, out, RunAddress.of(ctx, run),
-                            rl=RLSections(rollout, rewards, sandbox, engine), force=force)
+                            rl=RLSections(rollout, rewards, sandbox, engine), force=force, heldout=heldout)
         trained: TrainedModel = ctx.launch(rl_plan(grpo, engine), call)
         log_outputs(run, {"rl-model": trained.model, "rl-metrics": trained.metrics})
     return trained
@@ -151,6 +158,7 @@ class TrainingCall:
     run: RunAddress | None
     rl: RLSections | None = None
     force: bool = False  # resume checkpoints written with other settings
+    heldout: ArtifactRef | None = None  # RL only: the held-out rows evaluated during training
 
 
 def sft_worker(call: TrainingCall) -> TrainedModel | None:
@@ -192,6 +200,7 @@ def rl_worker(call: TrainingCall) -> TrainedModel | None:
             rollout=sections.rollout, rewards=sections.rewards, sandbox=sections.sandbox, engine=sections.engine,
             judge=judge_if_configured(sections.rewards.judge), checkpoint_uri=store.uri(f"{call.out}-checkpoints"),
             metrics_callback=metrics_logger(call.run), dist=dist, progress=False, force=call.force,
+            eval_data=ref_uri(call.heldout) if call.heldout is not None else None,
         )
     if not dist.is_main:
         return None

@@ -26,7 +26,7 @@ groups whose rewards differ -- is `grpo_sampling`; the greedy held-out accuracy 
 Logged every step: reward parts, accuracy, tool calls, execution success, d(mu), response
 length, clip fraction, entropy, KL, time split into rollout / scoring / update, the sampling's
 figures (`sampling/*`: groups drawn, informative share, prompts consumed) and, at evaluation
-steps, `heldout/*` (metrics.jsonl and the callback); a few trajectories as JSON every K steps
+steps (and once before the first, as step 0), `heldout/*` (metrics.jsonl and the callback); a few trajectories as JSON every K steps
 (`trajectories/`). Checkpoints (model, optimizer, scheduler, RNG states, data position: the
 prompts drawn so far) every K steps and at the end; running again with the same run directory
 resumes from the last complete one, exactly on CPU (tested with SIGKILL).
@@ -280,6 +280,9 @@ def _train_loop(run: _Run, callback: MetricsCallback | None, progress: bool) -> 
     config, position = run.config, run.position
     history: list[dict[str, float]] = []
     bar = tqdm(total=run.total_steps, initial=position.step, desc="grpo", disable=not (progress and run.dist.is_main))
+    if run.heldout and config.eval_every_steps is not None and position.step == 0:
+        start = {"step": 0, "epoch": 0, **_evaluate(run)}  # where the held-out curve starts: the initial policy
+        append_metrics(run.run_dir, start, callback, run.dist, start)
     while position.step < run.total_steps:
         metrics, rank_metrics, scored = _step(run)  # moves the data position past the prompts it drew
         position.step += 1

@@ -136,7 +136,7 @@ def test_dynamic_sampling_trains_on_informative_groups_only(answering_model_dir,
     assert any(m["sampling/groups_trained"] > 0 and m["grad_norm"] > 0 for m in seen)
 
 
-def test_heldout_accuracy_is_logged_every_n_steps(answering_model_dir, tmp_path):
+def test_heldout_accuracy_is_logged_before_training_and_every_n_steps(answering_model_dir, tmp_path):
     seen: list[tuple[int, dict]] = []
     held_out = direct_rows(9)[6:]
     train_grpo(
@@ -145,12 +145,13 @@ def test_heldout_accuracy_is_logged_every_n_steps(answering_model_dir, tmp_path)
         eval_data=held_out,
     )
     evaluated = [step for step, metrics in seen if "heldout/accuracy" in metrics]
-    assert evaluated == [2]  # steps 2 of 3; not 1 or 3
+    assert evaluated == [0, 2]  # the initial policy, then step 2 of 3; not 1 or 3
     heldout = dict(seen)[2]
     assert heldout["heldout/items"] == 2 and 0 <= heldout["heldout/accuracy"] <= 1
     assert 0 <= heldout["heldout/tool_call_rate"] <= 1 and heldout["heldout_s"] > 0
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in logged if "heldout/accuracy" in row] == [2]
+    assert [row["step"] for row in logged if "heldout/accuracy" in row] == [0, 2]
+    assert "reward_mean" not in logged[0]  # step 0 is the evaluation alone: nothing was trained
 
 
 def test_a_resumed_run_draws_the_same_prompts_and_reaches_the_same_parameters(answering_model_dir, tmp_path):
