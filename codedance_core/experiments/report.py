@@ -34,12 +34,11 @@ from codedance_core.experiments.paired import (
 )
 from codedance_core.experiments.report_plots import (
     markdown_tables,
-    mean_by_step,
     plot_accuracy,
     plot_paired_differences,
-    plot_rl_training,
     plot_tool_calls,
 )
+from codedance_core.experiments.report_rl import plot_rl_training, rl_curves, rl_training_lines
 
 
 def item_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -228,7 +227,7 @@ def render_markdown(table: Mapping[str, Mapping[str, Any]], claims: Sequence[Map
         *_claim_lines(claims, len({seed for arm in table.values() for seed in arm["seeds"]})),
         *markdown_tables(table), "", "## Plots", "",
         "![accuracy per family](accuracy_by_family.png)", "", "![tool calls per item](tool_calls.png)", "",
-        *_rl_training_lines(rl_curves(meta), table),
+        *rl_training_lines(rl_curves(meta), {name: arm["title"] for name, arm in table.items()}),
     ]
     return "\n".join(lines)
 
@@ -286,26 +285,6 @@ def _wall_time(meta: Mapping[str, Any]) -> str:
     if made and abs(made - meta["seconds"]) > 0.05 * meta["seconds"]:
         line += f" (reusing saved results, which took {made / 60:.1f} min to make, base model included)"
     return line
-
-
-def rl_curves(meta: Mapping[str, Any]) -> dict[str, dict[str, list[dict[str, float]]]]:
-    """The RL arms' per-seed training curves that `meta` holds (mini.run_mini reads them from the runs)."""
-    return {arm: seeds for arm, seeds in (meta.get("rl_training") or {}).items() if any(seeds.values())}
-
-
-def _rl_training_lines(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]], table: Mapping[str, Any]) -> list[str]:
-    if not curves:
-        return []
-    means = {arm: mean_by_step(seeds, "accuracy") for arm, seeds in curves.items()}
-    steps = sorted({step for by_step in means.values() for step in by_step})
-    lines = ["## RL training", "",
-             "Accuracy of the training rollouts by step (sampled at the RL temperature, so not the greedy",
-             "held-out accuracy above), mean over seeds; each step samples new prompts from the train split.", "",
-             "| arm | " + " | ".join(str(step) for step in steps) + " |", "| --- |" + " --- |" * len(steps)]
-    for arm, by_step in means.items():
-        title = table.get(arm, {}).get("title", arm)
-        lines.append(f"| {title} | " + " | ".join(_num(by_step.get(step)) for step in steps) + " |")
-    return [*lines, "", "![RL training](rl_training.png)", ""]
 
 
 def _copy_probe_lines(record: Mapping[str, Any] | None) -> list[str]:

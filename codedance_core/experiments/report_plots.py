@@ -14,7 +14,8 @@ from typing import Any
 from codedance_core.experiments.families import FAMILIES, GROUPS
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only backend (reports are written where no display exists)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,7 +36,7 @@ def mean_by_step(seeds: Mapping[str, Sequence[Mapping[str, float]]], key: str) -
 
 def plot_accuracy(table: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     """Grouped bars: accuracy per family, one bar per arm, 95% CI whiskers."""
-    plt = _pyplot()
+    plt = pyplot()
     families = [f for f in (*FAMILIES, "visual") if any(f in arm["groups"] for arm in table.values())]
     width = 0.8 / max(1, len(table))
     figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(families)), 4))
@@ -64,7 +65,7 @@ def plot_accuracy(table: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
 
 def plot_tool_calls(table: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     """Tool calls per item on `direct` and on the visual families, per arm."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(table)
     figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(names)), 4))
     for offset, group in ((-0.2, "direct"), (0.2, "visual")):
@@ -80,37 +81,10 @@ def plot_tool_calls(table: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     return path
 
 
-def plot_rl_training(
-    curves: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]], titles: Mapping[str, str], path: Path
-) -> Path:
-    """Per RL arm, the training rollouts' accuracy and tool-call rate by step: a thin line per
-    seed, a thick one for the mean over seeds."""
-    plt = _pyplot()
-    figure, panels = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
-    for index, (arm, seeds) in enumerate(curves.items()):
-        colour = f"C{index}"
-        for panel, key in zip(panels, ("accuracy", "tool_call_rate"), strict=True):
-            for curve in seeds.values():
-                points = [point for point in curve if point.get(key) is not None]
-                panel.plot([p["step"] for p in points], [p[key] for p in points], color=colour, alpha=0.3, linewidth=0.8)
-            mean = mean_by_step(seeds, key)
-            panel.plot(list(mean), list(mean.values()), color=colour, linewidth=2, label=titles.get(arm, arm))
-    for panel, label in zip(panels, ("accuracy of the training rollouts", "share of rollouts that call the tool"), strict=True):
-        panel.set_xlabel("RL step")
-        panel.set_ylabel(label)
-        panel.set_ylim(-0.02, 1.02)
-    panels[0].legend(fontsize=7)
-    figure.suptitle("RL training (thin: one seed; thick: mean over seeds)")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
-
-
 def plot_paired_differences(claims: Sequence[Mapping[str, Any]], path: Path) -> Path:
     """A forest plot: each claim's paired differences (A - B) with their 95% intervals, a line at 0,
     coloured by verdict, so how far each interval sits from 0 is seen at a glance."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [(index, row) for index, claim in enumerate(claims, 1) for row in claim["comparisons"] if row["items"]]
     colours = {"holds": "tab:green", "does not hold": "tab:red", "inconclusive": "tab:gray"}
     figure, axes = plt.subplots(figsize=(8, 1.5 + 0.5 * max(1, len(rows))))

@@ -59,7 +59,15 @@ def copy_probe_record(model_dir: Path) -> dict[str, Any] | None:
 
 # The per-step figures of a GRPO run that the report plots: its training rollouts' accuracy, how
 # often they call the tool, how often the calls run, and the mean reward.
-RL_CURVE_KEYS = ("accuracy", "tool_call_rate", "exec_success_rate", "reward_mean")
+# Per RL step: the training rollouts, the held-out evaluation (at its steps; step 0 is the start),
+# and what says whether a step could teach anything (informative groups, their reward spread, the
+# update's size and the policy's drift).
+RL_CURVE_KEYS = (
+    "accuracy", "tool_call_rate", "exec_success_rate", "reward_mean", "reward_std",
+    "heldout/accuracy", "heldout/tool_call_rate", "heldout/exec_success_rate",
+    "sampling/informative_share", "sampling/group_reward_std", "sampling/groups_trained", "sampling/cap_hit",
+    "clip_frac", "ratio_mean", "grad_norm", "entropy", "kl_ref", "d_mu_mean",
+)
 
 
 def rl_training_curve(metrics_jsonl: str) -> list[dict[str, float]]:

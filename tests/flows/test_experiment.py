@@ -36,6 +36,9 @@ def test_smoke(prefect_server, tmp_path: Path) -> None:
         assert {"count", "search", "chart", "math", "direct", "visual"} <= saved["families"].keys()
         assert len(saved["items"]) == 10
         assert bool(saved["rl_training"]) is (ARMS[arm].sft_data is None)
+        if ARMS[arm].sft_data is None:  # held out during RL: the test split, before training and after its step
+            heldout = [point for point in saved["rl_training"] if "heldout/accuracy" in point]
+            assert [point["step"] for point in heldout] == [0, 1]
     report = (tmp_path / "out" / "README.md").read_text()
     assert "codedance experiment mini --smoke" in report and "transformers" in report
     # The base model's pretraining checked the copy probe (once, at its 5th and last text step).

@@ -164,19 +164,26 @@ def test_a_report_of_reused_results_says_when_and_by_what_they_were_made(tmp_pat
 
 
 def test_the_report_shows_how_rl_training_went_per_step(tmp_path: Path) -> None:
-    # Two seeds' GRPO logs; seed 1 resumed from a checkpoint and logged step 2 twice (the last counts).
-    logs = {0: [(1, 0.25), (2, 0.5)], 1: [(1, 0.75), (2, 0.0), (2, 0.25)]}
+    # Two seeds' GRPO logs: the held-out evaluation at step 0 (alone) and step 2; seed 1 resumed from a
+    # checkpoint and logged step 2 twice (the last counts).
+    logs = {0: [(1, 0.25, None), (2, 0.5, 0.6)], 1: [(1, 0.75, None), (2, 0.0, 0.2), (2, 0.25, 0.4)]}
     curves = {}
     for seed, steps in logs.items():
-        metrics_jsonl = "".join(
-            json.dumps({"step": step, "accuracy": acc, "tool_call_rate": 1.0, "loss": 0.1}) + "\n" for step, acc in steps)
-        curves[str(seed)] = rl_training_curve(metrics_jsonl)
-    assert curves["1"] == [{"step": 1, "accuracy": 0.75, "tool_call_rate": 1.0},
-                           {"step": 2, "accuracy": 0.25, "tool_call_rate": 1.0}]
+        rows = [{"step": 0, "heldout/accuracy": 0.3}]
+        rows += [{"step": step, "accuracy": acc, "tool_call_rate": 1.0, "sampling/informative_share": 0.5, "loss": 0.1,
+                  **({"heldout/accuracy": held} if held is not None else {})} for step, acc, held in steps]
+        curves[str(seed)] = rl_training_curve("".join(json.dumps(row) + "\n" for row in rows))
+    assert curves["1"] == [
+        {"step": 0, "heldout/accuracy": 0.3},
+        {"step": 1, "accuracy": 0.75, "tool_call_rate": 1.0, "sampling/informative_share": 0.5},
+        {"step": 2, "accuracy": 0.25, "tool_call_rate": 1.0, "sampling/informative_share": 0.5, "heldout/accuracy": 0.4},
+    ]
     assert rl_training_curve("") == []
 
     results = [result(arm, 0, records("count", 1, 1)) for arm in ("tool_sft", "rl_bat")]
     path = write_report(results, {"seeds": [0, 1], "rl_training": {"rl_bat": curves}}, tmp_path / "out")
     text = path.read_text()
-    assert "## RL training" in text and "| rl bat | 0.50 | 0.38 |" in text
+    # The held-out curve (mean over seeds at steps 0 and 2), then early against late training steps.
+    assert "## RL training" in text and "| step 0 | step 2 |" in text and "| rl bat | 0.30 | 0.50 |" in text
+    assert "| rl bat | 0.50 → 0.38 | 1.00 → 1.00 | n/a → n/a | 0.50 → 0.50 |" in text
     assert (tmp_path / "out" / "rl_training.png").stat().st_size > 1000
