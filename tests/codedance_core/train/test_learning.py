@@ -230,3 +230,90 @@ def test_bat_cuts_needless_calls_on_easy_items_and_keeps_them_on_hard_ones(two_m
     assert summary["no_bat"]["tool_rate/suite_direct"] >= 0.5, summary
     assert summary["bat"]["accuracy/suite_direct"] >= 0.75, summary
     assert summary["bat"]["tool_rate/suite_count"] >= 0.5 and summary["bat"]["accuracy/suite_count"] >= 0.5, summary
+
+
+# A family whose answer a short generic script reads off the image: is the picture red? The policy
+# knows two scripts, one reading the red channel (right on every item) and one the blue channel
+# (wrong on every item), and leans to a different one for each of the question's two phrasings.
+TINT_QUESTIONS = ("Is this picture red?", "Is the colour of this picture red?")
+RED_SCRIPT = 'print("yes" if input_image.convert("RGB").getpixel((8, 8))[0] > 128 else "no")'
+BLUE_SCRIPT = 'print("yes" if input_image.convert("RGB").getpixel((8, 8))[2] > 128 else "no")'
+TINT_CALL = "<think>I read the {channel} channel.</think><code>\n```python\n{script}\n```\n</code>"
+
+
+def tint_rows(n: int, seed: int) -> list[dict]:
+    """`n` rows of the tint family, phrasings alternating, red and blue pictures in random order."""
+    import io
+    import random
+
+    from PIL import Image
+
+    template = suite_rows(1, ["direct"], seed=0)[0]
+    rng = random.Random(seed)
+    rows = []
+    for index in range(n):
+        red = rng.random() < 0.5
+        strong, weak = rng.randint(190, 250), rng.randint(10, 60)
+        colour = (strong, weak, rng.randint(10, 60)) if red else (weak, rng.randint(10, 60), strong)
+        buffer = io.BytesIO()
+        Image.new("RGB", (112, 112), colour).save(buffer, format="PNG")
+        question = f"{TINT_QUESTIONS[index % 2]} Answer with yes or no."
+        gold = "yes" if red else "no"
+        # The question last, so the phrasing sits right before the reply that depends on it.
+        instructions = template["prompt"][1]["content"].replace(template["extra_info"]["question"] + "\n\n", "")
+        user = f"{instructions}\n\n{question}"
+        rows.append({
+            **template, "data_source": "tint", "prompt": [template["prompt"][0], {"role": "user", "content": user}],
+            "images": [{"bytes": buffer.getvalue(), "path": None}], "reward_model": {"style": "rule", "ground_truth": gold},
+            "extra_info": {**template["extra_info"], "index": index, "answer": gold, "question": question,
+                           "family": "tint", "generator": "{}"},
+        })
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tint_tool_sft_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model tool-SFT'd on tint items: per phrasing, two conversations of its favoured
+    script and one of the other, each run and answered with what it printed. Greedy, it takes the
+    red script for the first phrasing and the blue one for the second: about half the items right."""
+    bundle = load_model_bundle(tiny_model_dir, device="cpu")
+    low, high = pixel_bounds(bundle.image_processor)
+    conversations = []
+    for index, row in enumerate(tint_rows(12, seed=1)):
+        item = item_from_rl_row(row, index, low, high)
+        red_printed = item.gold
+        blue_printed = "no" if item.gold == "yes" else "yes"  # the pictures are red or blue, never both
+        ways = (("red", RED_SCRIPT, red_printed), ("blue", BLUE_SCRIPT, blue_printed))
+        favoured, other = ways[:: 1 if index % 2 == 0 else -1]
+        for channel, script, printed in (favoured, favoured, other):
+            observation = f"Execution succeeded.\nstdout:\n{printed}"
+            turns = [(TINT_CALL.format(channel=channel, script=script), observation),
+                     (AFTER_CALL.format(value=printed), None)]
+            conversations.append((to_model_messages(item.messages), item.images, turns))
+    imprint_conversations(bundle, conversations, steps=150, lr=1e-2)
+    out = tmp_path_factory.mktemp("tint_tool_sft")
+    save_model_dir(bundle.model, bundle, out)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_grpo_raises_heldout_accuracy_on_a_family_the_policy_half_solves(tint_tool_sft_dir: Path, tmp_path: Path) -> None:
+    # Train and held-out items share the family, not a picture: what RL teaches must carry over.
+    train, heldout = tint_rows(16, seed=2), tint_rows(16, seed=3)
+    config = GRPOConfig(
+        prompts_per_step=4, samples_per_prompt=8, max_steps=12, learning_rate=1e-3, rollout=RolloutOverrides(max_turns=3),
+        checkpoint_every=100, micro_batch_size=8, seed=3, eval_every_steps=4, eval_items=16,
+    )
+    seen: dict[int, dict] = {}
+    train_grpo(
+        config, train, tint_tool_sft_dir, tmp_path, rollout=RolloutSettings(max_new_tokens=80),
+        sandbox=SandboxConfig(workers=2), eval_data=heldout,
+        metrics_callback=lambda metrics, step: seen.setdefault(step, {}).update(metrics), progress=False,
+    )
+    curve = {step: round(metrics["heldout/accuracy"], 2) for step, metrics in seen.items() if "heldout/accuracy" in metrics}
+    assert sorted(curve) == [0, 4, 8, 12], curve
+    # Measured (seeds 3 and 5): held-out accuracy 0.50 at the start, 1.00 from step 4 on, while the
+    # training rollouts' accuracy goes from 0.22-0.34 at step 1 to 0.84-0.97 at step 2.
+    assert 0.25 <= curve[0] <= 0.75, f"the policy should start near half right: {curve}"
+    assert curve[12] >= curve[0] + 0.3, curve
