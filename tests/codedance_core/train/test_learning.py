@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from codedance_core.agent.items import item_from_rl_row
+from codedance_core.agent.trajectory import RolloutItem
 from codedance_core.chat_format.messages import to_model_messages
 from codedance_core.config.agent import RolloutOverrides, RolloutSettings
 from codedance_core.config.data import SuiteSpec
@@ -73,6 +75,23 @@ def evaluate(model_dir: Path, data_path: str, out: Path) -> dict:
         min_pixels=4 * PIXELS_PER_CELL, max_pixels=MAX_PIXELS,
     )
     return run_evaluation(config, show_progress=False).stats
+
+
+def imprinted_model_dir(
+    tiny_model_dir: Path, out: Path, rows: list[dict], turns_of: Callable[[int, dict, RolloutItem], list[list]],
+    steps: int,
+) -> Path:
+    """The tiny model imprinted (a small SFT, one batch) on each row's prompt followed by every list
+    of (assistant text, observation) turns `turns_of` gives for it, saved to `out`."""
+    bundle = load_model_bundle(tiny_model_dir, device="cpu")
+    low, high = pixel_bounds(bundle.image_processor)
+    conversations = []
+    for index, row in enumerate(rows):
+        item = item_from_rl_row(row, index, low, high)
+        conversations += [(to_model_messages(item.messages), item.images, turns) for turns in turns_of(index, row, item)]
+    imprint_conversations(bundle, conversations, steps=steps, lr=1e-2)
+    save_model_dir(bundle.model, bundle, out)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -177,23 +196,15 @@ def two_minded_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPath
     or after a code call that prints the answer. On the direct item both ways are right (the call
     is needless); on the count item only the call is (the straight answer is one off). Taught
     jointly, it samples either way (measured: calls on 6 of 8 direct and 3 of 8 count samples)."""
-    bundle = load_model_bundle(tiny_model_dir, device="cpu")
-    low, high = pixel_bounds(bundle.image_processor)
-    conversations = []
-    for index, row in enumerate(digit_rows("direct") + digit_rows("count")):
-        item = item_from_rl_row(row, index, low, high)
+    def turns_of(index: int, row: dict, item: RolloutItem) -> list[list]:
         gold = item.gold
         straight = gold if row["ability"] == "direct" else str(int(gold) + 1)
         observation = f"Execution succeeded.\nstdout:\n{gold}"  # the tool turn format_observation writes
-        for turns in (
-            [(CALL.format(value=gold), observation), (AFTER_CALL.format(value=gold), None)],
-            [(ANSWER.format(gold=straight), None)],
-        ):
-            conversations.append((to_model_messages(item.messages), item.images, turns))
-    imprint_conversations(bundle, conversations, steps=40, lr=1e-2)
-    out = tmp_path_factory.mktemp("two_minded")
-    save_model_dir(bundle.model, bundle, out)
-    return out
+        return [[(CALL.format(value=gold), observation), (AFTER_CALL.format(value=gold), None)],
+                [(ANSWER.format(gold=straight), None)]]
+
+    rows = digit_rows("direct") + digit_rows("count")
+    return imprinted_model_dir(tiny_model_dir, tmp_path_factory.mktemp("two_minded"), rows, turns_of, steps=40)
 
 
 @pytest.mark.slow
@@ -276,24 +287,16 @@ def tint_tool_sft_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     """The tiny model tool-SFT'd on tint items: per phrasing, two conversations of its favoured
     script and one of the other, each run and answered with what it printed. Greedy, it takes the
     red script for the first phrasing and the blue one for the second: about half the items right."""
-    bundle = load_model_bundle(tiny_model_dir, device="cpu")
-    low, high = pixel_bounds(bundle.image_processor)
-    conversations = []
-    for index, row in enumerate(tint_rows(12, seed=1)):
-        item = item_from_rl_row(row, index, low, high)
+    def turns_of(index: int, row: dict, item: RolloutItem) -> list[list]:
         red_printed = item.gold
         blue_printed = "no" if item.gold == "yes" else "yes"  # the pictures are red or blue, never both
         ways = (("red", RED_SCRIPT, red_printed), ("blue", BLUE_SCRIPT, blue_printed))
         favoured, other = ways[:: 1 if index % 2 == 0 else -1]
-        for channel, script, printed in (favoured, favoured, other):
-            observation = f"Execution succeeded.\nstdout:\n{printed}"
-            turns = [(TINT_CALL.format(channel=channel, script=script), observation),
-                     (AFTER_CALL.format(value=printed), None)]
-            conversations.append((to_model_messages(item.messages), item.images, turns))
-    imprint_conversations(bundle, conversations, steps=150, lr=1e-2)
+        return [[(TINT_CALL.format(channel=channel, script=script), f"Execution succeeded.\nstdout:\n{printed}"),
+                 (AFTER_CALL.format(value=printed), None)] for channel, script, printed in (favoured, favoured, other)]
+
     out = tmp_path_factory.mktemp("tint_tool_sft")
-    save_model_dir(bundle.model, bundle, out)
-    return out
+    return imprinted_model_dir(tiny_model_dir, out, tint_rows(12, seed=1), turns_of, steps=150)
 
 
 @pytest.mark.slow
