@@ -1,6 +1,6 @@
 """`codedance experiment`: experiments that check the method's claims end to end.
 
-    codedance experiment mini                        # 5 arms x 3 seeds on the tiny profile (< 60 min, 2 cores)
+    codedance experiment mini                        # 5 arms x 3 seeds on the tiny profile (about 90 min, 2 cores)
     codedance experiment mini --smoke                # 1 seed, tiny data, few steps: checks the machinery
     codedance experiment mini --seeds 1 --set grpo.max_steps=16 --out /tmp/mini
     codedance experiment mini --tracking-uri sqlite:///elsewhere.db         # log to another MLflow

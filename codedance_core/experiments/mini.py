@@ -10,7 +10,7 @@ Five arms, each trained and evaluated for every seed:
 
 The experiment runs as a Prefect flow (flows/experiment.py) over the lifecycle's own stages, so it
 shares their launch, their cache and their MLflow runs. Work is shared where the design allows it,
-because the budget (60 minutes on 2 cores for 3 seeds) allows nothing else: one pretrained tiny base
+because the budget (90 minutes on 2 cores for 3 seeds) allows nothing else: one pretrained tiny base
 model serves every seed (as one released checkpoint serves every run in the paper); per seed, the
 suite and the synthesised trajectories are made once, and the three RL arms all start from that
 seed's tool_sft policy. Arms differ only in what the comparison needs, so a difference between two
@@ -76,7 +76,7 @@ ARMS: dict[str, Arm] = {
 }
 
 # The experiment's own scale on top of the tiny profile (which is sized for a quick demo), chosen so
-# that 3 seeds fit 60 minutes on 2 cores. docs/mini-codedance/LOG.md has what else was tried, and why.
+# that 3 seeds fit 90 minutes on 2 cores. docs/mini-codedance/LOG.md has what else was tried, and why.
 EXPERIMENT_OVERRIDES: tuple[str, ...] = (
     "data.train_size=400",
     "sft.epochs=8",
