@@ -26,10 +26,10 @@ groups whose rewards differ -- is `grpo_sampling`; the greedy held-out accuracy 
 Logged every step: reward parts, accuracy, tool calls, execution success, d(mu), response
 length, clip fraction, entropy, KL, time split into rollout / scoring / update, the sampling's
 figures (`sampling/*`: groups drawn, informative share, prompts consumed) and, at evaluation
-steps (and once before the first, as step 0), `heldout/*` (metrics.jsonl and the callback); a few trajectories as JSON every K steps
-(`trajectories/`). Checkpoints (model, optimizer, scheduler, RNG states, data position: the
-prompts drawn so far) every K steps and at the end; running again with the same run directory
-resumes from the last complete one, exactly on CPU (tested with SIGKILL).
+steps (and once before the first, as step 0), `heldout/*` (metrics.jsonl and the callback); a few
+trajectories as JSON every K steps (`trajectories/`). Checkpoints (model, optimizer, scheduler,
+RNG states, data position: the prompts drawn so far) every K steps and at the end; running again
+with the same run directory resumes from the last complete one, exactly on CPU (tested with SIGKILL).
 """
 
 from __future__ import annotations
